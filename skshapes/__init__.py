@@ -1,0 +1,49 @@
+"""skshapes: computational anatomy and shape analysis in Python.
+
+Registration estimators with a scikit-learn API, data-attachment losses,
+deformation models (rigid to LDDMM), statistics on shape populations and
+geometric deep-learning layers, with heavy reductions on KeOps.
+
+Names are imported lazily (PEP 562) so that ``import skshapes`` stays fast
+and optional dependencies (pyvista, napari, dask) load only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0.dev0"
+
+# public name -> module that defines it
+_LAZY = {
+    "PolyData": "skshapes.shapes",
+    "read": "skshapes.shapes",
+    "Loss": "skshapes.losses",
+    "SinkhornLoss": "skshapes.losses",
+    "NearestNeighborsLoss": "skshapes.losses",
+    "L2Loss": "skshapes.losses",
+    "LandmarkLoss": "skshapes.losses",
+    "DeformationModel": "skshapes.deformations",
+    "MorphingResult": "skshapes.deformations",
+    "RigidMotion": "skshapes.deformations",
+    "LDDMM": "skshapes.deformations",
+    "Registration": "skshapes.registration",
+    "plot": "skshapes.viz",
+}
+_SUBMODULES = ("shapes", "reductions", "losses", "deformations", "registration", "datasets", "viz", "cli")
+
+__all__ = sorted(_LAZY) + list(_SUBMODULES)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"skshapes.{name}")
+    raise AttributeError(f"module 'skshapes' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
