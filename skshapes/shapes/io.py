@@ -48,7 +48,7 @@ def read(path, dim=None) -> PolyData:
             return reader(path, dim)
         except (ValueError, TypeError) as error:
             errors.append(f"{reader.__name__[6:]}: {error}")
-        except Exception as error:  # third-party parsers raise anything on broken files
+        except (Exception, SystemExit) as error:  # parsers raise anything on broken files; meshio even exits
             errors.append(f"{reader.__name__[6:]}: {type(error).__name__}: {error}")
     raise ValueError(f"could not read {path}: " + "; ".join(errors))
 

@@ -1,0 +1,54 @@
+"""Shared fixtures and the one assertion helper of the test suite."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# TF32 would make float32 GPU matmuls disagree with KeOps at 1e-3; compare in full precision.
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+
+try:
+    from hypothesis import settings
+
+    settings.register_profile("ci", max_examples=200, deadline=None)
+    settings.register_profile("dev", max_examples=30, deadline=None)
+    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+except ImportError:  # hypothesis is a dev dependency
+    pass
+
+
+def assert_close(actual, expected, rtol=1e-6, atol=0.0, name="value"):
+    """Check shapes first, then values; report the largest difference and where it is."""
+    actual = torch.as_tensor(actual)
+    expected = torch.as_tensor(expected, dtype=actual.dtype, device=actual.device)
+    assert actual.shape == expected.shape, f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    difference = (actual - expected).abs()
+    bound = atol + rtol * expected.abs()
+    if not bool((difference <= bound).all()):
+        where = int(torch.argmax(difference - bound))
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(where), actual.shape)) if actual.ndim else ()
+        raise AssertionError(
+            f"{name}: max |difference| {float(difference.max()):.3e} at {index}: "
+            f"actual {actual.flatten()[where].item():.10g} vs expected {expected.flatten()[where].item():.10g} "
+            f"(rtol={rtol}, atol={atol})"
+        )
+
+
+def assert_relative_close(actual, expected, rtol, name="value"):
+    """Relative error in norm, ||actual - expected|| / ||expected|| <= rtol (for backend comparisons)."""
+    actual, expected = torch.as_tensor(actual).detach(), torch.as_tensor(expected).detach()
+    assert actual.shape == expected.shape, f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    error = float((actual - expected).norm() / expected.norm().clamp_min(1e-300))
+    assert error <= rtol, f"{name}: relative error {error:.3e} > {rtol:.1e}"
+
+
+@pytest.fixture
+def rng():
+    return torch.Generator().manual_seed(0)
+
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
