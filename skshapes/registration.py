@@ -18,7 +18,9 @@ from .shapes.validation import check_points
 OPTIMIZERS = ("lbfgs", "adam")
 
 
-class Registration(TransformerMixin, BaseEstimator):
+# auto_wrap_output_keys=None: our outputs are shapes, not arrays, so sklearn's set_output wrapping
+# (which also forces a positional X on transform) does not apply.
+class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Registration of a source shape onto a target shape, as a scikit-learn estimator.
 
     Minimises ``loss(model.morph(source, parameter).shape, target) +
