@@ -70,3 +70,16 @@ class DeformationModel:
 
     def __repr__(self) -> str:
         return params_repr(self)
+
+
+def check_points_like(points, shape: PolyData, name: str = "points") -> None:
+    """Raise if ``points`` is not a (P, D) tensor in the dtype and on the device of ``shape``."""
+    if not isinstance(points, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(points).__name__}")
+    if points.ndim != 2 or points.shape[1] != shape.dim:
+        raise ValueError(f"{name} must have shape (P, {shape.dim}), got {tuple(points.shape)}")
+    if points.device != shape.device or points.dtype != shape.dtype:
+        raise ValueError(
+            f"{name} ({points.device}, {points.dtype}) must share the shape's device and dtype "
+            f"({shape.device}, {shape.dtype})"
+        )

@@ -11,8 +11,7 @@ from ..reductions import kernel_product, scales
 from ..reductions.backend import BACKENDS
 from ..reductions.kernels import KERNELS
 from ..shapes import PolyData
-from .base import DeformationModel, MorphingResult
-from .rigid import _check_points
+from .base import DeformationModel, MorphingResult, check_points_like
 
 INTEGRATORS = ("euler", "rk4")
 NORMALIZATIONS = (None,)
@@ -381,6 +380,6 @@ class LDDMM(DeformationModel):
             dtype and on its device.
         """
         self.check_parameter(shape, parameter)
-        _check_points(points, shape)
+        check_points_like(points, shape)
         _, _, x = self.shoot(self.control_points_of(shape), parameter, points=points)
         return x

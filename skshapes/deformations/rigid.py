@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..shapes import PolyData
-from .base import DeformationModel, MorphingResult
+from .base import DeformationModel, MorphingResult, check_points_like
 
 #: Length of the parameter vector for each ambient dimension.
 _PARAMETER_SIZE = {2: 3, 3: 6}
@@ -142,7 +142,7 @@ class RigidMotion(DeformationModel):
             ``points`` is not (P, D) with the shape's D, dtype and device.
         """
         self.check_parameter(shape, parameter)
-        _check_points(points, shape)
+        check_points_like(points, shape)
         centroid = shape.points.mean(dim=0)
         rotation = self.rotation_matrix(parameter, shape.dim)
         return (points - centroid) @ rotation.T + centroid + self.translation(parameter, shape.dim)
@@ -177,16 +177,3 @@ class RigidMotion(DeformationModel):
         moved = shape.with_points(self.transform_points(shape.points, shape, parameter))
         regularization = torch.zeros((), dtype=shape.dtype, device=shape.device)
         return MorphingResult(shape=moved, regularization=regularization, path=[shape, moved] if return_path else None)
-
-
-def _check_points(points, shape: PolyData, name: str = "points") -> None:
-    """Raise if ``points`` is not a (P, D) tensor in the dtype and on the device of ``shape``."""
-    if not isinstance(points, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(points).__name__}")
-    if points.ndim != 2 or points.shape[1] != shape.dim:
-        raise ValueError(f"{name} must have shape (P, {shape.dim}), got {tuple(points.shape)}")
-    if points.device != shape.device or points.dtype != shape.dtype:
-        raise ValueError(
-            f"{name} ({points.device}, {points.dtype}) must share the shape's device and dtype "
-            f"({shape.device}, {shape.dtype})"
-        )

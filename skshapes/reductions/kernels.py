@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Real
 
 import torch
 
@@ -19,13 +20,12 @@ def scales(sigma) -> tuple[float, ...]:
     ValueError
         If a width is not a positive finite number, or the sequence is empty.
     """
-    values = tuple(sigma) if isinstance(sigma, Sequence) else (sigma,)
+    values = tuple(sigma) if isinstance(sigma, Sequence) and not isinstance(sigma, str) else (sigma,)
     if not values:
         raise ValueError("sigma must be a positive number or a non-empty sequence of them")
     for value in values:
-        value = float(value)
-        if not (value > 0 and value < float("inf")):
-            raise ValueError(f"sigma must be positive and finite, got {value}")
+        if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value < float("inf"):
+            raise ValueError(f"sigma must be positive finite numbers, got {sigma!r}")
     return tuple(float(v) for v in values)
 
 
