@@ -30,7 +30,7 @@ _LAZY = {
     "Registration": "skshapes.registration",
     "plot": "skshapes.viz",
 }
-_SUBMODULES = ("shapes", "reductions", "losses", "deformations", "registration", "datasets", "viz", "cli")
+_SUBMODULES = ("shapes", "reductions", "losses", "deformations", "registration", "datasets", "viz", "demo", "cli")
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES)
 

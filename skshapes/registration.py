@@ -209,7 +209,7 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
                 optimizer.zero_grad()
                 total, data, regularization = objective()
                 total.backward()
-                values.append((total.item(), data.item(), float(regularization)))
+                values.append((total.item(), data.item(), float(regularization.detach())))
                 return total
 
             optimizer.step(closure)
