@@ -314,5 +314,5 @@ def _converged(totals, tol) -> bool:
 def _progress(total, verbose):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="registration", disable=not verbose, leave=False)
+    return tqdm(total=total, desc="registration", disable=not verbose)
 
