@@ -24,6 +24,7 @@ DATA_FREE_CHECKS = [
     "check_parameters_default_constructible",
     "check_get_params_invariance",
     "check_set_params",
+    "check_do_not_raise_errors_in_init_or_set_params",
     "check_mixin_order",
     "check_estimator_tags_renamed",
 ]
