@@ -23,6 +23,8 @@ _LAZY = {
     "NearestNeighborsLoss": "skshapes.losses",
     "L2Loss": "skshapes.losses",
     "LandmarkLoss": "skshapes.losses",
+    "VarifoldLoss": "skshapes.losses",
+    "CurrentsLoss": "skshapes.losses",
     "DeformationModel": "skshapes.deformations",
     "MorphingResult": "skshapes.deformations",
     "RigidMotion": "skshapes.deformations",

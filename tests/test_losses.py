@@ -497,8 +497,11 @@ def test_output_keeps_dtype_and_device(loss, dtype):
 def test_public_exports():
     import skshapes.losses as losses
 
-    names = {"Loss", "SumLoss", "ScaledLoss", "SinkhornLoss", "NearestNeighborsLoss", "L2Loss", "LandmarkLoss"}
+    names = {"Loss", "SumLoss", "ScaledLoss", "SinkhornLoss", "NearestNeighborsLoss", "L2Loss", "LandmarkLoss",
+             "VarifoldLoss", "CurrentsLoss"}
     assert set(losses.__all__) == names
+    for name in names - {"SumLoss", "ScaledLoss"}:  # every public loss is reachable as sks.<Name>
+        assert getattr(sks, name) is getattr(losses, name)
     assert sks.SinkhornLoss is SinkhornLoss and sks.Loss is Loss
     for name in losses.__all__:
         assert getattr(losses, name).__doc__
