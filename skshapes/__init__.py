@@ -28,6 +28,8 @@ _LAZY = {
     "DeformationModel": "skshapes.deformations",
     "MorphingResult": "skshapes.deformations",
     "RigidMotion": "skshapes.deformations",
+    "Similarity": "skshapes.deformations",
+    "AffineDeformation": "skshapes.deformations",
     "LDDMM": "skshapes.deformations",
     "Registration": "skshapes.registration",
     "plot": "skshapes.viz",

@@ -364,8 +364,9 @@ def test_rigid_helpers_check_their_parameter():
         ({"kernel": "laplace"}, ValueError, "kernel"),
         ({"backend": "cuda"}, ValueError, "backend"),
         ({"normalization": "columns"}, ValueError, "normalization"),
-        ({"normalization": "rows"}, NotImplementedError, "normalization"),
-        ({"control_points": 10}, NotImplementedError, "control_points"),
+        ({"control_points": 10}, ValueError, "control_points"),  # more than the 4 points
+        ({"control_points": 0}, ValueError, "control_points"),
+        ({"control_points": True}, TypeError, "control_points"),
         ({"control_points": "grid"}, TypeError, "control_points"),
     ],
 )
