@@ -38,6 +38,24 @@ def assert_close(actual, expected, rtol=1e-6, atol=0.0, name="value"):
         )
 
 
+def assert_close_f64(actual, expected, rtol=0.0, atol=0.0, name="value"):
+    """Like :func:`assert_close`, but exact by default and compared in float64 after detaching.
+
+    For tests that compare float32 results against float64 references at their own stated tolerance.
+    """
+    assert tuple(actual.shape) == tuple(expected.shape), f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    actual, expected = actual.detach().to(torch.float64), expected.detach().to(torch.float64)
+    error = (actual - expected).abs()
+    bound = atol + rtol * expected.abs()
+    if (error > bound).any():
+        worst = int((error - bound).argmax())
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), actual.shape)) if actual.ndim else ()
+        raise AssertionError(
+            f"{name}: max |difference| {error.max().item():.3e} at {index}: "
+            f"{actual.reshape(-1)[worst].item()!r} vs {expected.reshape(-1)[worst].item()!r} (rtol={rtol}, atol={atol})"
+        )
+
+
 def assert_relative_close(actual, expected, rtol, name="value"):
     """Relative error in norm, ||actual - expected|| / ||expected|| <= rtol (for backend comparisons)."""
     actual, expected = torch.as_tensor(actual).detach(), torch.as_tensor(expected).detach()

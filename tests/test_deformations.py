@@ -17,6 +17,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import assert_close_f64 as assert_close
 from scipy.spatial.transform import Rotation
 
 from skshapes.deformations import LDDMM, DeformationModel, MorphingResult, RigidMotion
@@ -26,20 +27,6 @@ from skshapes.shapes import PolyData
 F64 = torch.float64
 
 
-def assert_close(actual, expected, rtol=0.0, atol=0.0, name="value"):
-    """Shape first, then the largest difference and where it is."""
-    assert tuple(actual.shape) == tuple(expected.shape), f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    actual, expected = actual.detach().to(F64), expected.detach().to(F64)
-    error = (actual - expected).abs()
-    bound = atol + rtol * expected.abs()
-    if (error > bound).any():
-        worst = int((error - bound).argmax())
-        index = np.unravel_index(worst, tuple(actual.shape)) if actual.ndim else ()
-        raise AssertionError(
-            f"{name}: max |difference| {error.max().item():.3e} at {index}: "
-            f"{actual.reshape(-1)[worst].item()!r} vs {expected.reshape(-1)[worst].item()!r} "
-            f"(rtol={rtol}, atol={atol})"
-        )
 
 
 def relative_error(actual, expected):

@@ -22,6 +22,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import assert_close_f64 as assert_close
 
 import skshapes as sks
 from skshapes.deformations import LDDMM
@@ -31,19 +32,6 @@ from skshapes.shapes import PolyData, decimate, farthest_point_sampling
 F64 = torch.float64
 
 
-def assert_close(actual, expected, rtol=0.0, atol=0.0, name="value"):
-    """Shape first, then the largest difference and where it is."""
-    assert tuple(actual.shape) == tuple(expected.shape), f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    actual, expected = actual.detach().to(F64), expected.detach().to(F64)
-    error = (actual - expected).abs()
-    bound = atol + rtol * expected.abs()
-    if (error > bound).any():
-        worst = int((error - bound).argmax())
-        index = np.unravel_index(worst, tuple(actual.shape)) if actual.ndim else ()
-        raise AssertionError(
-            f"{name}: max |difference| {error.max().item():.3e} at {index}: "
-            f"{actual.reshape(-1)[worst].item()!r} vs {expected.reshape(-1)[worst].item()!r} (rtol={rtol}, atol={atol})"
-        )
 
 
 def random_points(n, dim=3, seed=0, scale=1.0):

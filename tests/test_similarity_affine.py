@@ -18,6 +18,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import assert_close_f64 as assert_close
 from scipy.spatial.transform import Rotation
 
 import skshapes as sks
@@ -28,19 +29,6 @@ F64 = torch.float64
 MODELS = [RigidMotion(), Similarity(), AffineDeformation()]
 
 
-def assert_close(actual, expected, atol=0.0, rtol=0.0, name="value"):
-    """Shape first, then the largest difference and where it is."""
-    assert tuple(actual.shape) == tuple(expected.shape), f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
-    actual, expected = actual.detach().to(F64), expected.detach().to(F64)
-    error = (actual - expected).abs()
-    bound = atol + rtol * expected.abs()
-    if (error > bound).any():
-        worst = int((error - bound).argmax())
-        index = np.unravel_index(worst, tuple(actual.shape)) if actual.ndim else ()
-        raise AssertionError(
-            f"{name}: max |difference| {error.max().item():.3e} at {index}: "
-            f"{actual.reshape(-1)[worst].item()!r} vs {expected.reshape(-1)[worst].item()!r} (atol={atol}, rtol={rtol})"
-        )
 
 
 def random_shape(n=7, dim=3, dtype=F64, seed=0):
