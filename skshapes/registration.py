@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import numbers
+import time
 import warnings
 
 import numpy as np
@@ -12,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .reductions import resolve_device
-from .shapes import check_same_space
+from .shapes import check_same_space, decimate
 from .shapes.validation import check_points
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -39,9 +41,11 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         ``SinkhornLoss()``.
     regularization_weight : float, default=1.0
         Weight of the deformation cost (for LDDMM, the Hamiltonian at time 0).
-    n_iter : int, default=200
+    n_iter : int or list of int, default=200
         Maximum number of optimiser iterations (L-BFGS iterations, each with
-        a strong-Wolfe line search, or Adam steps).
+        a strong-Wolfe line search, or Adam steps), at each level of a
+        coarse-to-fine pyramid; a list gives one budget per level, coarse
+        to fine.
     optimizer : {"lbfgs", "adam"}, default="lbfgs"
         ``torch.optim.LBFGS`` with ``line_search_fn="strong_wolfe"``, or
         ``torch.optim.Adam``.
@@ -51,8 +55,24 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     tol : float, default=1e-7
         Stop when an iteration decreases the total loss by less than
         ``tol`` times its value.
-    multiscale : None
-        Coarse-to-fine pyramids are not available yet; must be ``None``.
+    multiscale : None, int or list of (int or float), default=None
+        Coarse-to-fine registration. ``None`` (or 1): a single level. An int
+        ``L``: ``L`` levels, each with 4 times fewer source points than the
+        next (twice coarser for a surface), the last at full resolution. A
+        list: the sizes of the coarse levels in increasing order, as numbers
+        of source points or fractions of them (e.g. ``[500, 2000]`` or
+        ``[0.1, 0.3]``); the full resolution is added as the last level.
+        Source and target are decimated to the same fraction of their points
+        (:func:`skshapes.shapes.decimate`: quadric edge collapse for meshes,
+        farthest-point sampling for clouds; curves are not supported). The
+        parameter fitted at one level starts the next, carried by the
+        model's ``transfer_parameter`` (the translation is re-centred for
+        linear models; LDDMM momenta on fixed control points carry over
+        unchanged, and with ``control_points=None`` they are split onto the
+        finer vertices). The loss and its widths (``blur``, ``sigma``) are
+        the same at every level. On the 7k-vertex face template, the coarse
+        levels cost a fraction of one full-resolution iteration and leave
+        few iterations to the last level (see ``benchmarks/``).
     device : {"auto", "cpu", "cuda", ...}, default="auto"
         Where to compute: ``"auto"`` uses CUDA when available. Results come
         back on the device of the shapes passed in.
@@ -75,9 +95,15 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         Final deformation cost (unweighted).
     loss_history_ : dict of list of float
         ``"total"``, ``"data"`` and ``"regularization"`` at the start of each
-        iteration, then at the end: ``n_iter_ + 1`` values each.
+        iteration of the last level, then at the end: ``n_iter_ + 1`` values
+        each.
     n_iter_ : int
-        Number of iterations run.
+        Number of iterations run at the last (full-resolution) level.
+    levels_ : list of dict
+        One entry per level, coarse to fine: ``n_source_points``,
+        ``n_target_points``, ``n_iter``, ``loss`` (final total loss of the
+        level), ``seconds`` (wall time) and ``loss_history`` (as
+        ``loss_history_``). ``loss_history_`` is that of the last level.
     source_ : PolyData
         The source shape on the compute device (the deformation is defined
         relative to it, e.g. the control points and the centroid).
@@ -146,19 +172,52 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         self.source_ = source.to(device)
         target = target.to(device)
 
-        parameter = model.initial_parameter(self.source_).requires_grad_(True)
+        levels = _pyramid(self.source_, target, self.multiscale)
+        n_iters = self._n_iters(len(levels))
+        # Choices made on the full-resolution source (e.g. LDDMM control points given as a number) hold at every level.
+        level_model = model.frozen_for(self.source_)
+        self.levels_, parameter, previous = [], None, None
+        for index, (level_source, level_target) in enumerate(levels):
+            start = time.perf_counter()
+            if previous is None:
+                parameter = level_model.initial_parameter(level_source)
+            else:
+                parameter = level_model.transfer_parameter(parameter, previous, level_source)
+            desc = "registration" if len(levels) == 1 else f"registration, level {index + 1}/{len(levels)}"
+            parameter, history, n_done = self._optimize(
+                level_model, loss, level_source, level_target, parameter, n_iters[index], desc
+            )
+            self.levels_.append({
+                "n_source_points": level_source.n_points, "n_target_points": level_target.n_points,
+                "n_iter": n_done, "loss": history["total"][-1], "seconds": time.perf_counter() - start,
+                "loss_history": history,
+            })
+            previous = level_source
+
+        self.n_iter_ = n_done
+        self.parameter_ = parameter
+        self.loss_, self.data_loss_, self.regularization_ = (history[k][-1] for k in history)
+        self.loss_history_ = history
+        with torch.no_grad():
+            morphed = level_model.morph(self.source_, self.parameter_).shape
+        self.morphed_shape_ = morphed.copy().to(source.device)
+        return self
+
+    def _optimize(self, model, loss, source, target, parameter, n_iter, desc):
+        """Minimise the objective from ``parameter``; returns the detached optimum, the history, the iterations."""
+        parameter = parameter.detach().clone().requires_grad_(True)
 
         def objective():
-            result = model.morph(self.source_, parameter)
+            result = model.morph(source, parameter)
             data = loss(result.shape, target)
             return data + self.regularization_weight * result.regularization, data, result.regularization
 
         history = {"total": [], "data": [], "regularization": []}
         best = (math.inf, parameter.detach().clone())
         step = self._optimizer_step(parameter, objective)
-        progress = _progress(self.n_iter, self.verbose)
+        progress = _progress(n_iter, self.verbose, desc)
         n_done = 0
-        for n_done in range(1, self.n_iter + 1):
+        for n_done in range(1, n_iter + 1):
             total, data, regularization = step()
             _append(history, total, data, regularization)
             if total < best[0]:
@@ -173,12 +232,7 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             parameter.copy_(self._final_parameter(parameter, best, objective))
             final = objective()
         _append(history, *(float(v) for v in final))
-        self.n_iter_ = n_done
-        self.parameter_ = parameter.detach()
-        self.loss_, self.data_loss_, self.regularization_ = (history[k][-1] for k in history)
-        self.loss_history_ = history
-        self.morphed_shape_ = model.morph(self.source_, self.parameter_).shape.copy().to(source.device)
-        return self
+        return parameter.detach(), history, n_done
 
     def _final_parameter(self, parameter, best, objective):
         """The last iterate, or the best one seen if the optimiser ended on a non-finite loss."""
@@ -284,19 +338,74 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
         return SinkhornLoss() if self.loss is None else self.loss
 
+    def _n_iters(self, n_levels):
+        """The iteration budget of each level."""
+        if _is_int(self.n_iter):
+            return [int(self.n_iter)] * n_levels
+        if len(self.n_iter) != n_levels:
+            raise ValueError(f"n_iter has {len(self.n_iter)} entries for a pyramid of {n_levels} levels")
+        return [int(n) for n in self.n_iter]
+
     def _check_params(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, (int, np.integer)) or self.n_iter < 1:
-            raise ValueError(f"n_iter must be a positive integer, got {self.n_iter!r}")
+        n_iters = [self.n_iter] if _is_int(self.n_iter) else self.n_iter
+        if not isinstance(n_iters, (list, tuple)) or not n_iters or not all(_is_int(n) and n >= 1 for n in n_iters):
+            raise ValueError(f"n_iter must be a positive integer or a list of them (one per level), got {self.n_iter!r}")
         if not (float(self.regularization_weight) >= 0):
             raise ValueError(f"regularization_weight must be >= 0, got {self.regularization_weight!r}")
-        if self.multiscale is not None:
-            raise NotImplementedError("coarse-to-fine registration (multiscale=...) is not available yet")
+        _check_multiscale(self.multiscale)
         if self.model is not None and not hasattr(self.model, "morph"):
             raise TypeError(f"model must be a skshapes deformation model, got {type(self.model).__name__}")
         if self.loss is not None and not callable(self.loss):
             raise TypeError(f"loss must be a skshapes loss, got {type(self.loss).__name__}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_multiscale(multiscale):
+    """Check the type and range of ``multiscale`` (the sizes are checked against the shape in :func:`_pyramid`)."""
+    if multiscale is None:
+        return
+    if _is_int(multiscale):
+        if multiscale < 1:
+            raise ValueError(f"multiscale must be a number of levels >= 1, got {multiscale}")
+        return
+    if not isinstance(multiscale, (list, tuple)) or not multiscale:
+        raise TypeError(
+            f"multiscale must be None, a number of levels or a list of sizes, got {type(multiscale).__name__}"
+        )
+    for size in multiscale:
+        valid = (_is_int(size) and size >= 1) or (isinstance(size, float) and 0 < size < 1)
+        if not valid:
+            raise ValueError(f"multiscale sizes must be point counts >= 1 or fractions in (0, 1), got {size!r}")
+
+
+def _pyramid(source, target, multiscale):
+    """``[(source_k, target_k)]`` from coarse to fine, ending with the full-resolution pair.
+
+    Each level decimates both shapes (:func:`skshapes.shapes.decimate`) to
+    the same fraction of their points.
+    """
+    if multiscale is None or multiscale == 1:
+        return [(source, target)]
+    n = source.n_points
+    if _is_int(multiscale):  # each level has 4 times the points of the previous one: twice the resolution of a surface
+        sizes = [n // 4**k for k in range(multiscale - 1, 0, -1)]
+    else:
+        sizes = [round(size * n) if isinstance(size, float) else size for size in multiscale]
+    if any(size < 3 for size in sizes) or any(a >= b for a, b in zip(sizes, sizes[1:] + [n])):
+        raise ValueError(
+            f"multiscale={multiscale!r} gives the level sizes {sizes} for a source of {n} points; "
+            "they must increase, from at least 3 points to fewer than the source's"
+        )
+    levels = []
+    for size in sizes:
+        target_size = min(target.n_points, max(3, round(size * target.n_points / n)))
+        levels.append((decimate(source, size)[0], decimate(target, target_size)[0]))
+    return levels + [(source, target)]
 
 
 def _append(history, total, data, regularization):
@@ -311,8 +420,8 @@ def _converged(totals, tol) -> bool:
     return abs(previous - current) <= tol * max(abs(previous), np.finfo(float).tiny)
 
 
-def _progress(total, verbose):
+def _progress(total, verbose, desc):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="registration", disable=not verbose)
+    return tqdm(total=total, desc=desc, disable=not verbose)
 

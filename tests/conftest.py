@@ -7,6 +7,10 @@ import os
 import pytest
 import torch
 
+# The test problems are small: one torch thread is as fast on an idle machine, and on a loaded one
+# (CI runners, parallel jobs) two threads fighting for two cores made some tests 20x slower.
+torch.set_num_threads(int(os.environ.get("SKSHAPES_TEST_THREADS", "1")))
+
 # TF32 would make float32 GPU matmuls disagree with KeOps at 1e-3; compare in full precision.
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False

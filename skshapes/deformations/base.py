@@ -55,6 +55,38 @@ class DeformationModel:
         """Move arbitrary ``points`` (P, D) (grids, landmarks) by the deformation fitted on ``shape``."""
         raise NotImplementedError
 
+    def transfer_parameter(self, parameter: torch.Tensor, shape: PolyData, new_shape: PolyData) -> torch.Tensor:
+        """The parameter that deforms ``new_shape`` as ``parameter`` deforms ``shape``.
+
+        Used by coarse-to-fine registration (``Registration(multiscale=...)``)
+        to carry the parameter fitted on a decimated shape to a finer one:
+        ``new_shape`` is another sampling of the same surface. Subclasses
+        whose parameter does not depend on the sampling return it unchanged;
+        others map it (see each model).
+
+        Parameters
+        ----------
+        parameter : torch.Tensor, shape ``parameter_shape(shape)``
+        shape, new_shape : PolyData
+            Same dimension, dtype and device.
+
+        Returns
+        -------
+        torch.Tensor, shape ``parameter_shape(new_shape)``
+            A new tensor, without autograd graph.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot carry its parameter to another sampling")
+
+    def frozen_for(self, shape: PolyData) -> DeformationModel:
+        """This model with every choice that depends on the sampling of ``shape`` fixed.
+
+        Coarse-to-fine registration deforms decimated versions of ``shape``
+        with the returned model, so that choices made on the shape (LDDMM
+        control points given as a number) stay the same at every level.
+        Models without such choices return ``self``.
+        """
+        return self
+
     def check_parameter(self, shape: PolyData, parameter: torch.Tensor) -> None:
         """Raise ``ValueError`` if ``parameter`` does not fit ``shape`` (shape, device, dtype)."""
         expected = tuple(self.parameter_shape(shape))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import numbers
 import weakref
 
 import torch
 
-from ..reductions import kernel_product, scales
+from ..reductions import kernel_product, knn, scales
 from ..reductions.backend import BACKENDS
 from ..reductions.kernels import KERNELS
 from ..shapes import PolyData, decimate, farthest_point_sampling
@@ -327,6 +328,66 @@ class LDDMM(DeformationModel):
         """
         self._check_settings()
         return tuple(self.control_points_of(shape).shape)
+
+    def frozen_for(self, shape: PolyData) -> LDDMM:
+        """This model with ``control_points`` fixed to those chosen on ``shape``.
+
+        Returns ``self`` unless ``control_points`` is an int; then a copy
+        whose control points are the (C, D) tensor :meth:`control_points_of`
+        gives for ``shape``, so that decimated versions of ``shape`` share
+        them (coarse-to-fine registration).
+        """
+        self._check_control_points()
+        if not isinstance(self.control_points, numbers.Integral):
+            return self
+        frozen = copy.copy(self)
+        frozen.__dict__.pop("_sampling_cache", None)
+        frozen.control_points = self.control_points_of(shape).detach().clone()
+        return frozen
+
+    def transfer_parameter(self, parameter: torch.Tensor, shape: PolyData, new_shape: PolyData) -> torch.Tensor:
+        r"""Momenta for the control points of ``new_shape`` that generate about the same velocity field.
+
+        Each control point of ``new_shape`` takes a share of the momentum of
+        the nearest control point of ``shape``, equal among the new points
+        that take it, so the sum of the momenta near every old control
+        point, and hence the field :math:`K(\cdot, q) p` at scales above the
+        sampling step, is kept. With ``normalization="rows"`` the field is
+        :math:`K(\cdot, q) p / d_q`: the shares are also multiplied by the
+        ratio :math:`d_{q'}(q'_i) / d_q(q'_i)` of the densities of the new
+        and old control points, so that the quotient is kept. Control points that do
+        not depend on the shape (a PolyData or a tensor) map to themselves:
+        the momenta are returned unchanged.
+
+        Parameters
+        ----------
+        parameter : torch.Tensor, shape (C, D)
+            Momenta on the control points of ``shape``.
+        shape, new_shape : PolyData
+            Two samplings of the same surface (e.g. a decimated mesh and the
+            full one), same dimension, dtype and device.
+
+        Returns
+        -------
+        torch.Tensor, shape (C', D)
+            Momenta on the control points of ``new_shape``, detached.
+
+        Raises
+        ------
+        ValueError
+            If ``parameter`` does not fit ``shape``.
+        """
+        self.check_parameter(shape, parameter)
+        old = self.control_points_of(shape).detach()
+        new = self.control_points_of(new_shape).detach()
+        nearest = knn(new, old, k=1)[1][:, 0]
+        shares = torch.bincount(nearest, minlength=old.shape[0]).to(parameter.dtype)
+        momenta = parameter.detach()[nearest] / shares[nearest, None]
+        if self.normalization == "rows":
+            # v = K(., q) p / d_q: the split momenta keep the numerator; rescale by the ratio of the
+            # control-point densities (smooth in space) so that the quotient is kept too.
+            momenta = momenta * self._density(new, new) / self._density(new, old)
+        return momenta
 
     # --------------------------------------------------------- Hamiltonian
     def _kernel(self, x: torch.Tensor, y: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

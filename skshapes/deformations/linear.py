@@ -153,6 +153,31 @@ class LinearDeformation(DeformationModel):
         matrix = self.matrix(parameter, shape.dim)
         return (points - centroid) @ matrix.T + centroid + self.translation(parameter, shape.dim)
 
+    def transfer_parameter(self, parameter: torch.Tensor, shape: PolyData, new_shape: PolyData) -> torch.Tensor:
+        r"""The same map of space expressed about the centroid of ``new_shape``.
+
+        :math:`A (x - c) + c + t = A (x - c') + c' + t'` with
+        :math:`t' = t + (A - I)(c' - c)`: only the translation changes.
+
+        Parameters
+        ----------
+        parameter : torch.Tensor, shape :meth:`parameter_shape`
+        shape, new_shape : PolyData
+            The shape ``parameter`` was fitted on, and the one to deform.
+
+        Returns
+        -------
+        torch.Tensor, shape :meth:`parameter_shape`
+            A new, detached tensor.
+        """
+        self.check_parameter(shape, parameter)
+        parameter = parameter.detach()
+        shift = new_shape.points.detach().mean(dim=0) - shape.points.detach().mean(dim=0)
+        matrix = self.matrix(parameter, shape.dim)
+        new = parameter.clone()
+        new[-shape.dim:] += shift @ matrix.T - shift
+        return new
+
     def morph(self, shape: PolyData, parameter: torch.Tensor, return_path: bool = False) -> MorphingResult:
         """Move ``shape`` by the deformation encoded by ``parameter``.
 
