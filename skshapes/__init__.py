@@ -32,9 +32,11 @@ _LAZY = {
     "AffineDeformation": "skshapes.deformations",
     "LDDMM": "skshapes.deformations",
     "Registration": "skshapes.registration",
+    "Atlas": "skshapes.statistics",
     "plot": "skshapes.viz",
 }
-_SUBMODULES = ("shapes", "reductions", "losses", "deformations", "registration", "datasets", "viz", "demo", "cli")
+_SUBMODULES = ("shapes", "reductions", "losses", "deformations", "registration", "optimization", "statistics",
+               "datasets", "viz", "demo", "cli")
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES)
 

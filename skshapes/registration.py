@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import time
-import warnings
 
-import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from .optimization import OPTIMIZERS, make_optimizer, minimize
 from .reductions import resolve_device
 from .shapes import check_same_space, decimate
 from .shapes.validation import check_points
 
-OPTIMIZERS = ("lbfgs", "adam")
 
 
 # auto_wrap_output_keys=None: our outputs are shapes, not arrays, so sklearn's set_output wrapping
@@ -206,70 +203,26 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     def _optimize(self, model, loss, source, target, parameter, n_iter, desc):
         """Minimise the objective from ``parameter``; returns the detached optimum, the history, the iterations."""
         parameter = parameter.detach().clone().requires_grad_(True)
-
-        def objective():
-            result = model.morph(source, parameter)
-            data = loss(result.shape, target)
-            return data + self.regularization_weight * result.regularization, data, result.regularization
-
-        history = {"total": [], "data": [], "regularization": []}
-        best = (math.inf, parameter.detach().clone())
-        step = self._optimizer_step(parameter, objective)
-        progress = _progress(n_iter, self.verbose, desc)
-        n_done = 0
-        for n_done in range(1, n_iter + 1):
-            total, data, regularization = step()
-            _append(history, total, data, regularization)
-            if total < best[0]:
-                best = (total, parameter.detach().clone())
-            progress.set_postfix(loss=f"{total:.4g}", refresh=False)
-            progress.update()
-            if not math.isfinite(total) or _converged(history["total"], self.tol):
-                break
-        progress.close()
-
-        with torch.no_grad():
-            parameter.copy_(self._final_parameter(parameter, best, objective))
-            final = objective()
-        _append(history, *(float(v) for v in final))
+        optimizer = make_optimizer([parameter], self.optimizer, self.learning_rate)
+        history, n_done = minimize(
+            [parameter], lambda: objective(model, loss, self.regularization_weight, source, target, parameter),
+            optimizer, n_iter, self.tol, verbose=self.verbose, desc=desc,
+        )
         return parameter.detach(), history, n_done
 
-    def _final_parameter(self, parameter, best, objective):
-        """The last iterate, or the best one seen if the optimiser ended on a non-finite loss."""
-        if math.isfinite(float(objective()[0])):
-            return parameter
-        if not math.isfinite(best[0]):
-            raise FloatingPointError("the registration diverged: the loss is NaN or infinite from the start")
-        warnings.warn("the optimiser reached a non-finite loss; keeping the best iterate", RuntimeWarning, 2)
-        return best[1]
-
-    def _optimizer_step(self, parameter, objective):
-        """A function that runs one optimiser iteration and returns the loss terms at its start."""
-        if self.optimizer == "adam":
-            optimizer = torch.optim.Adam([parameter], lr=self.learning_rate or 0.01)
-        else:
-            # One L-BFGS iteration per step(): torch keeps the curvature history
-            # in the optimiser state between calls, so this is plain L-BFGS with
-            # a progress bar and our own stopping rule.
-            optimizer = torch.optim.LBFGS(
-                [parameter], lr=self.learning_rate or 1.0, max_iter=1, max_eval=25,
-                line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0,
-            )
-
-        def step():
-            values = []
-
-            def closure():
-                optimizer.zero_grad()
-                total, data, regularization = objective()
-                total.backward()
-                values.append((total.item(), data.item(), float(regularization.detach())))
-                return total
-
-            optimizer.step(closure)
-            return values[0]  # the first evaluation is at the iterate the step started from
-
-        return step
+    def _set_fitted(self, source, target, parameter, device):
+        """Set the learned attributes for a parameter fitted elsewhere (an atlas), without optimising."""
+        self._check_params()
+        model, loss = self._model(), self._loss()
+        self.random_state_ = check_random_state(self.random_state)
+        self.source_, self.parameter_ = source, parameter.detach()
+        with torch.no_grad():
+            values = [float(v) for v in objective(model, loss, self.regularization_weight, source, target, parameter)]
+            self.morphed_shape_ = model.morph(source, self.parameter_).shape.copy().to(device)
+        self.loss_, self.data_loss_, self.regularization_ = values
+        self.loss_history_ = {key: [value] for key, value in zip(("total", "data", "regularization"), values)}
+        self.n_iter_, self.levels_ = 0, []
+        return self
 
     # ------------------------------------------------------------ transform
     def transform(self, shape=None):
@@ -361,6 +314,17 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             raise TypeError(f"loss must be a skshapes loss, got {type(self.loss).__name__}")
 
 
+def objective(model, loss, regularization_weight, source, target, parameter):
+    """``(total, data, regularization)`` of deforming ``source`` by ``parameter`` onto ``target``.
+
+    ``total = loss(model.morph(source, parameter).shape, target) + regularization_weight * regularization``,
+    differentiable w.r.t. ``parameter`` and ``source.points``.
+    """
+    result = model.morph(source, parameter)
+    data = loss(result.shape, target)
+    return data + regularization_weight * result.regularization, data, result.regularization
+
+
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -406,22 +370,3 @@ def _pyramid(source, target, multiscale):
         target_size = min(target.n_points, max(3, round(size * target.n_points / n)))
         levels.append((decimate(source, size)[0], decimate(target, target_size)[0]))
     return levels + [(source, target)]
-
-
-def _append(history, total, data, regularization):
-    for key, value in zip(history, (total, data, regularization)):
-        history[key].append(float(value))
-
-
-def _converged(totals, tol) -> bool:
-    if len(totals) < 2:
-        return False
-    previous, current = totals[-2], totals[-1]
-    return abs(previous - current) <= tol * max(abs(previous), np.finfo(float).tiny)
-
-
-def _progress(total, verbose, desc):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not verbose)
-

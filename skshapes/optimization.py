@@ -1,0 +1,136 @@
+"""The optimisation loop shared by registration and population fits (atlas, geodesic regression).
+
+L-BFGS with a strong-Wolfe line search (one iteration per step, so that the
+stopping rule, the progress bar and checkpoints see every iteration) or Adam,
+stopping on a relative decrease of the loss, keeping the best iterate if the
+loss becomes non-finite.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+OPTIMIZERS = ("lbfgs", "adam")
+
+
+def make_optimizer(parameters, optimizer="lbfgs", learning_rate=None):
+    """A ``torch.optim`` optimiser over ``parameters`` (a list of leaf tensors that require grad).
+
+    ``"lbfgs"``: one L-BFGS iteration per ``step`` (torch keeps the curvature
+    history in the optimiser state between calls, so repeated steps are plain
+    L-BFGS), at most 25 evaluations in the strong-Wolfe line search, learning
+    rate 1 by default. ``"adam"``: learning rate 0.01 by default.
+    """
+    if optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=learning_rate or 0.01)
+    if optimizer != "lbfgs":
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    return torch.optim.LBFGS(
+        parameters, lr=learning_rate or 1.0, max_iter=1, max_eval=25,
+        line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0,
+    )
+
+
+def minimize(parameters, objective, optimizer, n_iter, tol, *, verbose=False, desc="", callback=None, history=None):
+    """Minimise ``objective()`` over ``parameters`` in place.
+
+    Parameters
+    ----------
+    parameters : list of torch.Tensor
+        Leaf tensors with ``requires_grad=True``: the ones ``optimizer`` was built on.
+    objective : callable
+        ``objective() -> (total, data, regularization)``, 0-dim tensors;
+        ``total`` is minimised, the other two are recorded.
+    optimizer : torch.optim.Optimizer
+        From :func:`make_optimizer` (possibly with a state loaded from a checkpoint).
+    n_iter : int
+        Maximum number of iterations.
+    tol : float
+        Stop when an iteration decreases ``total`` by less than ``tol`` times its value.
+    verbose : bool
+        Show a tqdm progress bar labelled ``desc``.
+    callback : callable, optional
+        ``callback(history)`` after each iteration (e.g. to write a checkpoint).
+    history : dict of list of float, optional
+        A history to continue (resumed fits); a new one otherwise.
+
+    Returns
+    -------
+    history : dict of list of float
+        ``"total"``, ``"data"``, ``"regularization"`` at the start of each
+        iteration, then at the final iterate (one value more than iterations).
+    n_done : int
+        Iterations run in this call.
+
+    Raises
+    ------
+    FloatingPointError
+        If the loss is not finite from the start.
+    """
+    from tqdm.auto import tqdm
+
+    history = {"total": [], "data": [], "regularization": []} if history is None else history
+    step = _stepper(optimizer, objective)
+    best = (math.inf, [p.detach().clone() for p in parameters])
+    progress = tqdm(total=n_iter, desc=desc, disable=not verbose)
+    n_done = 0
+    for n_done in range(1, n_iter + 1):
+        values = step()
+        _append(history, *values)
+        if values[0] < best[0]:
+            best = (values[0], [p.detach().clone() for p in parameters])
+        progress.set_postfix(loss=f"{values[0]:.4g}", refresh=False)
+        progress.update()
+        if callback is not None:
+            callback(history)
+        if not math.isfinite(values[0]) or _converged(history["total"], tol):
+            break
+    progress.close()
+    with torch.no_grad():
+        if not math.isfinite(float(objective()[0])):
+            _restore_best(parameters, best)
+        _append(history, *(float(v) for v in objective()))
+    return history, n_done
+
+
+def _stepper(optimizer, objective):
+    """A function that runs one optimiser iteration and returns the loss terms at its start."""
+
+    def step():
+        values = []
+
+        def closure():
+            optimizer.zero_grad()
+            total, data, regularization = objective()
+            total.backward()
+            values.append((total.item(), float(data.detach()), float(regularization.detach())))
+            return total
+
+        optimizer.step(closure)
+        return values[0]  # the first evaluation is at the iterate the step started from
+
+    return step
+
+
+def _restore_best(parameters, best):
+    if not math.isfinite(best[0]):
+        raise FloatingPointError("the optimisation diverged: the loss is NaN or infinite from the start")
+    warnings.warn("the optimiser reached a non-finite loss; keeping the best iterate", RuntimeWarning, 3)
+    for parameter, value in zip(parameters, best[1]):
+        parameter.copy_(value)
+
+
+def _append(history, total, data, regularization):
+    for key, value in zip(("total", "data", "regularization"), (total, data, regularization)):
+        history[key].append(float(value))
+
+
+def _converged(totals, tol) -> bool:
+    if len(totals) < 2:
+        return False
+    previous, current = totals[-2], totals[-1]
+    return abs(previous - current) <= tol * max(abs(previous), np.finfo(float).tiny)
