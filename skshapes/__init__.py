@@ -33,6 +33,11 @@ _LAZY = {
     "LDDMM": "skshapes.deformations",
     "Registration": "skshapes.registration",
     "Atlas": "skshapes.statistics",
+    "TangentPCA": "skshapes.statistics",
+    "GeneralizedProcrustes": "skshapes.statistics",
+    "WassersteinBarycenter": "skshapes.statistics",
+    "parallel_transport": "skshapes.statistics",
+    "shoot": "skshapes.statistics",
     "plot": "skshapes.viz",
 }
 _SUBMODULES = ("shapes", "reductions", "losses", "deformations", "registration", "optimization", "statistics",

@@ -2,5 +2,10 @@
 Procrustes analysis and Wasserstein barycentres."""
 
 from .atlas import Atlas
+from .barycenter import WassersteinBarycenter
+from .procrustes import GeneralizedProcrustes
+from .shooting import shoot
+from .tangent_pca import TangentPCA
+from .transport import parallel_transport
 
-__all__ = ["Atlas"]
+__all__ = ["Atlas", "GeneralizedProcrustes", "TangentPCA", "WassersteinBarycenter", "parallel_transport", "shoot"]

@@ -93,6 +93,10 @@ class Atlas(BaseEstimator):
         Initial momenta of the geodesics from the template to each subject.
     control_points_ : torch.Tensor, shape (C, D)
         Control points of the template.
+    model_ : DeformationModel
+        The model the momenta belong to: ``model`` with its control points
+        fixed on the initial template (when given as a number). Pass it,
+        with ``template_``, to :class:`TangentPCA` and :func:`shoot`.
     registrations_ : list of Registration
         One fitted :class:`~skshapes.Registration` per subject (template →
         subject, with ``parameter_ = momenta_[i]``), for ``transform``.
@@ -227,6 +231,7 @@ class Atlas(BaseEstimator):
         loss = self._loss()
         self.template_ = template.copy().to(device)
         self.momenta_ = momenta.to(device)
+        self.model_ = model
         self.control_points_ = model.control_points_of(template).detach().to(device)
         self.registrations_ = [
             Registration(model, loss, self.regularization_weight)._set_fitted(template, subject, momentum, device)
