@@ -34,6 +34,7 @@ _LAZY = {
     "Registration": "skshapes.registration",
     "Atlas": "skshapes.statistics",
     "TangentPCA": "skshapes.statistics",
+    "GeodesicRegression": "skshapes.statistics",
     "GeneralizedProcrustes": "skshapes.statistics",
     "WassersteinBarycenter": "skshapes.statistics",
     "parallel_transport": "skshapes.statistics",
