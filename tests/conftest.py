@@ -74,3 +74,18 @@ def rng():
 
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+# The checks of sklearn.utils.estimator_checks that need no data: our estimators take shapes, landmark
+# arrays or momenta, not the 2-D arrays that the data-based checks generate.
+DATA_FREE_CHECKS = [
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_no_attributes_set_in_init",
+    "check_parameters_default_constructible",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_do_not_raise_errors_in_init_or_set_params",
+    "check_mixin_order",
+    "check_estimator_tags_renamed",
+]

@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import DATA_FREE_CHECKS
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import estimator_checks
@@ -16,18 +17,6 @@ from skshapes.losses import SinkhornLoss
 from skshapes.shapes import PolyData, farthest_point_sampling
 from skshapes.statistics.barycenter import WassersteinBarycenter
 
-# The checks of sklearn.utils.estimator_checks that need no data (as in tests/test_registration.py).
-DATA_FREE_CHECKS = [
-    "check_estimator_cloneable",
-    "check_estimator_repr",
-    "check_no_attributes_set_in_init",
-    "check_parameters_default_constructible",
-    "check_get_params_invariance",
-    "check_set_params",
-    "check_do_not_raise_errors_in_init_or_set_params",
-    "check_mixin_order",
-    "check_estimator_tags_renamed",
-]
 
 SHIFTS_2D = torch.tensor([[0.0, 0.0], [30.0, 10.0], [-10.0, 40.0]], dtype=torch.float64)
 

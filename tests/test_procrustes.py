@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import DATA_FREE_CHECKS
 from scipy.spatial import procrustes as scipy_procrustes
 from scipy.spatial.transform import Rotation
 from sklearn.base import clone
@@ -16,19 +17,6 @@ from sklearn.utils import estimator_checks
 from skshapes.datasets import load_faces, load_skulls
 from skshapes.statistics.procrustes import GeneralizedProcrustes
 
-# The checks of sklearn.utils.estimator_checks that need no data (as in tests/test_registration.py):
-# our inputs are 3-D landmark arrays, which the data-based checks do not generate.
-DATA_FREE_CHECKS = [
-    "check_estimator_cloneable",
-    "check_estimator_repr",
-    "check_no_attributes_set_in_init",
-    "check_parameters_default_constructible",
-    "check_get_params_invariance",
-    "check_set_params",
-    "check_do_not_raise_errors_in_init_or_set_params",
-    "check_mixin_order",
-    "check_estimator_tags_renamed",
-]
 
 # Closed-form alignments in float64: every step is an SVD or an average, exact up to rounding.
 EXACT = 1e-10

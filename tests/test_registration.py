@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import DATA_FREE_CHECKS
 from scipy.spatial.transform import Rotation
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -15,19 +16,6 @@ from sklearn.utils import estimator_checks
 
 import skshapes as sks
 from skshapes.datasets import load_faces
-
-# The checks of sklearn.utils.estimator_checks that need no data (our inputs are shapes, not 2-D arrays).
-DATA_FREE_CHECKS = [
-    "check_estimator_cloneable",
-    "check_estimator_repr",
-    "check_no_attributes_set_in_init",
-    "check_parameters_default_constructible",
-    "check_get_params_invariance",
-    "check_set_params",
-    "check_do_not_raise_errors_in_init_or_set_params",
-    "check_mixin_order",
-    "check_estimator_tags_renamed",
-]
 
 
 @pytest.mark.parametrize("check", DATA_FREE_CHECKS)

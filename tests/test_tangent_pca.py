@@ -19,19 +19,8 @@ from skshapes.reductions import kernel_matrix as scaled_kernel_matrix
 from skshapes.statistics.shooting import shoot
 from skshapes.statistics.tangent_pca import TangentPCA
 
-from conftest import assert_close, assert_relative_close
+from conftest import DATA_FREE_CHECKS, assert_close, assert_relative_close
 
-DATA_FREE_CHECKS = [
-    "check_estimator_cloneable",
-    "check_estimator_repr",
-    "check_no_attributes_set_in_init",
-    "check_parameters_default_constructible",
-    "check_get_params_invariance",
-    "check_set_params",
-    "check_do_not_raise_errors_in_init_or_set_params",
-    "check_mixin_order",
-    "check_estimator_tags_renamed",
-]
 
 SIGMA = 20.0  # the skull outlines span about 200 units; their template has 150 points about 8 apart
 
