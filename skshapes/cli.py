@@ -3,8 +3,22 @@
 ::
 
     skshapes demo --out DIR
-    skshapes register SOURCE TARGET --model rigid|lddmm --loss sinkhorn|nearest \\
-        [--sigma S] [--blur B] [--n-iter N] [--regularization-weight W] -o OUT.vtk
+    skshapes register SOURCE TARGET -o OUT.vtk \\
+        [--model rigid|similarity|affine|lddmm] [--loss sinkhorn|nearest|varifold|currents] \\
+        [--sigma S] [--blur B] [--loss-sigma W] [--n-iter N] [--regularization-weight R]
+
+``register`` models: ``rigid`` (rotation + translation), ``similarity``
+(+ isotropic scale), ``affine`` (any linear map + translation), ``lddmm``
+(diffeomorphism, kernel width ``--sigma``). The rigid, similarity and
+affine registrations start from matching centroids (area-, length- or
+count-weighted, as the shapes' point weights), which keeps a large offset
+between the shapes from trapping the optimiser in a wrong rotation.
+Losses: ``sinkhorn`` (optimal transport, ``--blur``), ``nearest``
+(nearest-neighbour / chamfer), ``varifold`` and ``currents`` (kernel width
+``--loss-sigma``; they need triangle meshes or curves, not point clouds).
+Length-like options default to a fraction of the diagonal of the shapes'
+bounding box; an option that does not apply to the chosen model or loss is
+an error.
 
 Errors (missing or unreadable files, invalid values) are reported as one
 line on stderr with exit status 2, never as a traceback.
@@ -20,11 +34,15 @@ from pathlib import Path
 __all__ = ["main", "build_parser"]
 
 _WRITABLE = (".vtk", ".vtp", ".ply", ".stl", ".obj")
-_MODELS = ("rigid", "lddmm")
-_LOSSES = ("sinkhorn", "nearest")
+_MODELS = ("rigid", "similarity", "affine", "lddmm")
+_LINEAR_MODELS = ("rigid", "similarity", "affine")
+_LOSSES = ("sinkhorn", "nearest", "varifold", "currents")
+_KERNEL_LOSSES = ("varifold", "currents")
 # defaults relative to the size of the data (diagonal of the bounding box of source and target)
 _SIGMA_FRACTION = 0.1
 _BLUR_FRACTION = 0.005
+_LOSS_SIGMA_FRACTION = 0.05
+_REGULARIZATION_WEIGHT = 1e-3
 
 
 class CLIError(Exception):
@@ -97,17 +115,28 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("target", type=Path, metavar="TARGET", help="the shape to reach")
     register.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                           help=f"output file ({', '.join(_WRITABLE)})")
-    register.add_argument("--model", choices=_MODELS, default="lddmm", help="deformation model (default: lddmm)")
-    register.add_argument("--loss", choices=_LOSSES, default="sinkhorn", help="data term (default: sinkhorn)")
-    register.add_argument("--sigma", type=_positive_float, default=None,
+    register.add_argument("--model", choices=_MODELS, default="lddmm",
+                          help="deformation model: rigid (rotation + translation), similarity (+ scale), affine "
+                          "(any linear map + translation), lddmm (smooth diffeomorphism); the first three start "
+                          "from matching centroids (default: lddmm)")
+    register.add_argument("--loss", choices=_LOSSES, default="sinkhorn",
+                          help="data term: sinkhorn (optimal transport), nearest (nearest neighbours), varifold, "
+                          "currents (these two need meshes or curves, and currents a consistent orientation) "
+                          "(default: sinkhorn)")
+    register.add_argument("--sigma", type=_positive_float, default=None, metavar="S",
                           help="LDDMM kernel width, in the units of the shapes "
                           f"(default: {_SIGMA_FRACTION:g} x the diagonal of their bounding box)")
-    register.add_argument("--blur", type=_positive_float, default=None,
+    register.add_argument("--blur", type=_positive_float, default=None, metavar="B",
                           help="Sinkhorn blur, in the units of the shapes "
                           f"(default: {_BLUR_FRACTION:g} x the diagonal of their bounding box)")
-    register.add_argument("--n-iter", type=_positive_int, default=50, help="optimiser iterations (default: 50)")
-    register.add_argument("--regularization-weight", type=_non_negative_float, default=1e-3,
-                          help="weight of the LDDMM deformation cost (default: 0.001)")
+    register.add_argument("--loss-sigma", type=_positive_float, default=None, metavar="W",
+                          help="kernel width of the varifold or currents loss, in the units of the shapes: "
+                          "details below it are blurred out "
+                          f"(default: {_LOSS_SIGMA_FRACTION:g} x the diagonal of their bounding box)")
+    register.add_argument("--n-iter", type=_positive_int, default=50, metavar="N",
+                          help="optimiser iterations (default: 50)")
+    register.add_argument("--regularization-weight", type=_non_negative_float, default=None, metavar="R",
+                          help=f"weight of the LDDMM deformation cost (default: {_REGULARIZATION_WEIGHT:g})")
     register.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                           help="CPU threads for torch (default: torch's own choice; 1 is often fastest for "
                           "shapes of a few thousand points, above all on a busy machine)")
@@ -157,10 +186,78 @@ def _import_keops_quietly():
             pass
 
 
+def _check_options(args) -> None:
+    """Reject the options that do not apply to the chosen model and loss (rather than ignore them)."""
+    inapplicable = [
+        ("--sigma", args.sigma, args.model != "lddmm", "--model lddmm"),
+        ("--regularization-weight", args.regularization_weight, args.model != "lddmm", "--model lddmm"),
+        ("--blur", args.blur, args.loss != "sinkhorn", "--loss sinkhorn"),
+        ("--loss-sigma", args.loss_sigma, args.loss not in _KERNEL_LOSSES, "--loss varifold or currents"),
+    ]
+    for option, value, unused, applies in inapplicable:
+        if value is not None and unused:
+            raise CLIError(f"{option} applies to {applies} only (got --model {args.model} --loss {args.loss})")
+
+
+def _check_cells(loss: str, shapes) -> None:
+    """Varifolds and currents need cells: two 3D triangle meshes or two curves."""
+    for name, path, shape in shapes:
+        if shape.kind == "cloud":
+            raise CLIError(f"--loss {loss} needs triangle meshes or curves, but {name} ({path.name}) is a point "
+                           "cloud (no triangles or edges): use --loss sinkhorn or nearest")
+        if shape.kind == "mesh" and shape.dim == 2:
+            raise CLIError(f"--loss {loss} needs 3D triangle meshes or curves, but {name} ({path.name}) is a 2D "
+                           "triangle mesh: use its boundary curve, or --loss sinkhorn or nearest")
+    (name_a, path_a, a), (name_b, path_b, b) = shapes
+    if a.kind != b.kind:
+        raise CLIError(f"--loss {loss} compares shapes of one kind, but {name_a} ({path_a.name}) is a {a.kind} "
+                       f"and {name_b} ({path_b.name}) a {b.kind}")
+
+
+def _centroid(shape):
+    """Centroid weighted by the point weights (vertex areas, segment lengths, or uniform)."""
+    weights = shape.point_weights.detach()
+    return (weights[:, None] * shape.points.detach()).sum(dim=0) / weights.sum()
+
+
+def _model(args, diagonal):
+    """The deformation model, its description and the regularization weight."""
+    from .deformations import LDDMM, AffineDeformation, RigidMotion, Similarity
+
+    if args.model == "lddmm":
+        sigma = args.sigma if args.sigma is not None else _SIGMA_FRACTION * diagonal
+        weight = args.regularization_weight if args.regularization_weight is not None else _REGULARIZATION_WEIGHT
+        return LDDMM(sigma=sigma), f"LDDMM (sigma={sigma:.3g})", weight
+    models = {
+        "rigid": (RigidMotion, "rigid motion"),
+        "similarity": (Similarity, "similarity"),
+        "affine": (AffineDeformation, "affine map"),
+    }
+    model, text = models[args.model]
+    return model(), text, 0.0
+
+
+def _loss(args, diagonal):
+    """The data term and its description."""
+    from .losses import CurrentsLoss, NearestNeighborsLoss, SinkhornLoss, VarifoldLoss
+
+    if args.loss == "sinkhorn":
+        blur = args.blur if args.blur is not None else _BLUR_FRACTION * diagonal
+        return SinkhornLoss(blur=blur), f"Sinkhorn loss (blur={blur:.3g})"
+    if args.loss == "nearest":
+        return NearestNeighborsLoss(), "nearest-neighbours loss"
+    sigma = args.loss_sigma if args.loss_sigma is not None else _LOSS_SIGMA_FRACTION * diagonal
+    loss = VarifoldLoss if args.loss == "varifold" else CurrentsLoss
+    return loss(sigma=sigma), f"{args.loss} loss (sigma={sigma:.3g})"
+
+
 def _register(args) -> str:
+    import torch
+
     from .registration import Registration
     from .shapes import read
 
+    _check_options(args)
     if args.output.suffix.lower() not in _WRITABLE:
         raise CLIError(f"cannot write {args.output}: the output must end in one of {', '.join(_WRITABLE)}")
     for name, path in (("SOURCE", args.source), ("TARGET", args.target)):
@@ -170,42 +267,33 @@ def _register(args) -> str:
         source, target = read(args.source), read(args.target)
     if source.dim != target.dim:
         raise CLIError(f"SOURCE is {source.dim}D but TARGET is {target.dim}D: they must have the same dimension")
+    if args.loss in _KERNEL_LOSSES:
+        _check_cells(args.loss, [("SOURCE", args.source, source), ("TARGET", args.target, target)])
     diagonal = _diagonal(source, target)
+    model, model_text, weight = _model(args, diagonal)
+    loss, loss_text = _loss(args, diagonal)
 
-    if args.model == "lddmm":
-        from .deformations import LDDMM
-
-        sigma = args.sigma if args.sigma is not None else _SIGMA_FRACTION * diagonal
-        model, model_text = LDDMM(sigma=sigma), f"LDDMM (sigma={sigma:.3g})"
-        weight = args.regularization_weight
-    else:
-        from .deformations import RigidMotion
-
-        model, model_text, weight = RigidMotion(), "rigid motion", 0.0
-    if args.loss == "sinkhorn":
-        from .losses import SinkhornLoss
-
-        blur = args.blur if args.blur is not None else _BLUR_FRACTION * diagonal
-        loss, loss_text = SinkhornLoss(blur=blur), f"Sinkhorn loss (blur={blur:.3g})"
-    else:
-        from .losses import NearestNeighborsLoss
-
-        loss, loss_text = NearestNeighborsLoss(), "nearest-neighbours loss"
+    start = source
+    if args.model in _LINEAR_MODELS:
+        # the same family of maps, from a better starting point: matching centroids
+        start = source.with_points(source.points + (_centroid(target) - _centroid(source))).copy()
 
     from .demo import _torch_threads
 
-    start = time.perf_counter()
+    started = time.perf_counter()
     reg = Registration(model, loss, regularization_weight=weight, n_iter=args.n_iter, verbose=args.verbose)
     with _torch_threads(args.threads):
-        reg.fit(source, target)
-    seconds = time.perf_counter() - start
+        with torch.no_grad():
+            initial = float(loss(source, target))
+        reg.fit(start, target)
+    seconds = time.perf_counter() - started
     args.output.parent.mkdir(parents=True, exist_ok=True)
     reg.morphed_shape_.save(args.output)
-    data = reg.loss_history_["data"]
-    ratio = f" ({100 * data[-1] / data[0]:.1f} % of initial)" if data[0] > 0 else ""
+    final = reg.loss_history_["data"][-1]
+    ratio = f" ({100 * final / initial:.1f} % of initial)" if initial > 0 else ""
     return (
         f"registered {args.source.name} ({source.n_points} points) onto {args.target.name} "
-        f"({target.n_points} points) with {model_text} + {loss_text}: data term {data[0]:.4g} -> {data[-1]:.4g}"
+        f"({target.n_points} points) with {model_text} + {loss_text}: data term {initial:.4g} -> {final:.4g}"
         f"{ratio} in {reg.n_iter_} iterations, {seconds:.1f} s; wrote {args.output}"
     )
 

@@ -25,6 +25,9 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 SOURCE_COLOR, TARGET_COLOR, MORPHED_COLOR = "#8c8c8c", "#1f77b4", "#d62728"
 _GRID_COLOR = "#b0b0b0"
 _LANDMARK_COLOR = "#111111"
+_TARGET_LANDMARK_COLOR = "#2ca02c"
+_CONTROL_COLOR = "#ff7f0e"
+RESIDUALS = ("distance", "correspondence")
 
 
 # ---------------------------------------------------------------- checks
@@ -129,6 +132,7 @@ def plot(
     camera_position=None,
     opacity=1.0,
     show_edges=False,
+    line_widths=None,
 ):
     """Plot one or several shapes (meshes, curves, point clouds) in one view.
 
@@ -169,6 +173,10 @@ def plot(
         Opacity of 3D surfaces.
     show_edges : bool, default False
         Draw the edges of 3D triangle meshes.
+    line_widths : float or list of float, optional
+        Width of the lines of curves (and of 2D triangle edges), one for
+        all shapes or one per shape, in points (default 2 in 2D, 4 in 3D).
+        A wide line drawn first shows around a thinner one lying on it.
 
     Returns
     -------
@@ -181,8 +189,9 @@ def plot(
     TypeError
         If ``shapes`` is not a PolyData or a list of PolyData.
     ValueError
-        If the shapes mix 2D and 3D, or ``colors``/``labels``/``scalars`` do
-        not have one entry per shape or one value per point.
+        If the shapes mix 2D and 3D, or ``colors``/``labels``/``scalars``/
+        ``line_widths`` do not have one entry per shape or one value per
+        point.
     """
     shapes = _as_shape_list(shapes)
     dims = {shape.dim for shape in shapes}
@@ -192,12 +201,15 @@ def plot(
     default_label = (lambda i: None) if len(shapes) == 1 else (lambda i: f"shape {i}")
     labels = _per_shape(labels, len(shapes), "labels", default_label)
     values = _scalars_list(scalars, shapes)
+    if line_widths is not None and np.ndim(line_widths) == 0:
+        line_widths = [float(line_widths)] * len(shapes)
+    line_widths = _per_shape(line_widths, len(shapes), "line_widths", lambda i: 2.0 if dims == {2} else 4.0)
     if clim is None and any(v is not None for v in values):
         stacked = np.concatenate([v for v in values if v is not None])
         clim = (float(stacked.min()), float(stacked.max()))
     style = dict(
         title=title, units=units, show_landmarks=show_landmarks, cmap=cmap, clim=clim,
-        scalars_title=scalars_title, window_size=window_size or (1024, 768),
+        scalars_title=scalars_title, window_size=window_size or (1024, 768), line_widths=line_widths,
     )
     if dims == {2}:
         return _plot_2d(shapes, values, colors, labels, screenshot, **style)
@@ -266,19 +278,22 @@ def _finish_2d_axes(ax, units, limits=None):
 
 
 def _plot_2d(shapes, values, colors, labels, screenshot, title, units, show_landmarks, cmap, clim,
-             scalars_title, window_size):
+             scalars_title, window_size, line_widths):
     from matplotlib.colors import Normalize
 
     fig = _new_figure(window_size)
     ax = fig.add_subplot()
     norm = Normalize(*clim) if clim is not None else None
     mappable = None
-    for shape, v, color, label in zip(shapes, values, colors, labels):
-        m = _draw_2d(ax, shape, color, label, v, cmap, norm, show_landmarks=show_landmarks)
+    for shape, v, color, label, width in zip(shapes, values, colors, labels, line_widths):
+        m = _draw_2d(ax, shape, color, label, v, cmap, norm, linewidth=width, show_landmarks=show_landmarks)
         mappable = m or mappable
     _finish_2d_axes(ax, units, _limits_2d(shapes))
     if any(label is not None for label in labels):
-        ax.legend(loc="best", frameon=True)
+        # below the axes, where it cannot hide a shape
+        longest = max(len(label) for label in labels if label is not None)
+        ncol = min(len(shapes), 4 if longest <= 20 else 2 if longest <= 55 else 1)
+        fig.legend(loc="outside lower center", ncol=ncol, frameon=False)
     if mappable is not None:
         fig.colorbar(mappable, ax=ax, label=scalars_title or "")
     if title:
@@ -314,9 +329,13 @@ def _plotter(screenshot, window_size, shape=(1, 1), **kwargs):
 
 
 def _landmark_spheres(shape, radius):
+    return _point_spheres(_numpy(shape.landmark_points), radius)
+
+
+def _point_spheres(points, radius):
+    """Small spheres at ``points`` (P, 2 or 3), as one pyvista mesh (2D points get z = 0)."""
     import pyvista
 
-    points = _numpy(shape.landmark_points)
     if points.shape[1] == 2:
         points = np.concatenate([points, np.zeros((len(points), 1))], axis=1)
     return pyvista.PolyData(points).glyph(geom=pyvista.Sphere(radius=radius), scale=False, orient=False)
@@ -328,11 +347,11 @@ def _diagonal(shapes) -> float:
 
 
 def _add_3d(plotter, shape, color, values=None, cmap="viridis", clim=None, scalars_title=None, opacity=1.0,
-            show_edges=False, show_landmarks=True, landmark_radius=1.0, scalar_bar=True):
+            show_edges=False, show_landmarks=True, landmark_radius=1.0, scalar_bar=True, line_width=4):
     mesh = shape.to_pyvista()
     kwargs = dict(opacity=opacity, smooth_shading=shape.kind == "mesh", show_edges=show_edges)
     if shape.kind == "curve":
-        kwargs.update(line_width=4, render_lines_as_tubes=True)
+        kwargs.update(line_width=line_width, render_lines_as_tubes=True)
     elif shape.kind == "cloud":
         kwargs.update(point_size=8, render_points_as_spheres=True, style="points")
     if values is not None:
@@ -341,12 +360,19 @@ def _add_3d(plotter, shape, color, values=None, cmap="viridis", clim=None, scala
         plotter.add_mesh(mesh, scalars=name, cmap=cmap, clim=clim, show_scalar_bar=scalar_bar,
                          scalar_bar_args=dict(title=name, color="black", vertical=True, position_x=0.8,
                                               position_y=0.15, height=0.6, width=0.06, title_font_size=16,
-                                              label_font_size=14, fmt="%.1f"),
+                                              label_font_size=14, fmt=_bar_format(clim, values)),
                          **kwargs)
     else:
         plotter.add_mesh(mesh, color=color, **kwargs)
     if show_landmarks and shape.landmarks is not None:
         plotter.add_mesh(_landmark_spheres(shape, landmark_radius), color=_LANDMARK_COLOR, smooth_shading=True)
+
+
+def _bar_format(clim, values) -> str:
+    """Labels of a colour bar with enough digits to tell its ticks apart."""
+    low, high = clim if clim is not None else (float(np.min(values)), float(np.max(values)))
+    span = abs(high - low)
+    return "%.1f" if span >= 2 else "%.2f" if span >= 0.2 else "%.3g"
 
 
 def _decorate_3d(plotter, title, legend, units, font_size=12, camera_position=None):
@@ -418,11 +444,12 @@ def _finish_plotter(plotter, screenshot):
 
 
 def _plot_3d(shapes, values, colors, labels, screenshot, title, units, show_landmarks, cmap, clim,
-             scalars_title, window_size, camera_position, opacity, show_edges):
+             scalars_title, window_size, camera_position, opacity, show_edges, line_widths):
     plotter = _plotter(screenshot, window_size)
     radius = 0.008 * _diagonal(shapes)
-    for shape, v, color in zip(shapes, values, colors):
-        _add_3d(plotter, shape, color, v, cmap, clim, scalars_title, opacity, show_edges, show_landmarks, radius)
+    for shape, v, color, width in zip(shapes, values, colors, line_widths):
+        _add_3d(plotter, shape, color, v, cmap, clim, scalars_title, opacity, show_edges, show_landmarks, radius,
+                line_width=width)
     legend = [(label, color) for label, color in zip(labels, colors)]
     if show_landmarks and any(s.landmarks is not None for s in shapes) and any(labels):
         legend.append(("landmarks", _LANDMARK_COLOR))
@@ -444,6 +471,9 @@ def plot_registration(
     window_size=None,
     camera_position=None,
     labels=("source", "target", "registered source"),
+    control_points=False,
+    jacobian=False,
+    residual="distance",
 ):
     """Show a fitted registration: source, target and the registered source.
 
@@ -456,7 +486,18 @@ def plot_registration(
     3D (pyvista, off-screen): three linked views. *Before*: source (grey)
     and target (blue, translucent). *After*: registered source (red) and
     target (blue, translucent). *Residual*: the registered source coloured
-    by its distance to the target surface (in ``units``).
+    by its distance to the target surface, or with
+    ``residual="correspondence"`` by the distance from each vertex to the
+    target's vertex of the same index (in ``units``). Landmarks are drawn as
+    small spheres: black on the source and registered source, green on the
+    target.
+
+    Options for LDDMM-type models: ``control_points=True`` marks the control
+    points (orange) at time 0 on *Before* and at time 1 on *After*;
+    ``jacobian=True`` (2D) adds a third panel with the determinant of the
+    Jacobian of the deformation, :math:`\\det D\\varphi`, i.e. the local
+    ratio of areas (> 1: expansion, < 1: contraction, <= 0: folding), drawn
+    on the deformed grid on a logarithmic colour scale centred at 1.
 
     Parameters
     ----------
@@ -484,6 +525,18 @@ def plot_registration(
         pyvista camera position, 3D only (default isometric).
     labels : (str, str, str)
         Legend entries of the source, the target and the registered source.
+    control_points : bool, default False
+        Draw the model's control points (models with ``control_points_of``,
+        e.g. :class:`~skshapes.LDDMM`).
+    jacobian : bool, default False
+        2D only: add a panel with the Jacobian determinant of the fitted
+        deformation over the grid (models with ``jacobian_determinant``:
+        all the built-in ones).
+    residual : {"distance", "correspondence"}, default "distance"
+        3D only: colour the third panel by the distance to the target
+        surface (no correspondence needed), or by the distance between
+        vertices of the same index (shapes in correspondence, e.g. for
+        :class:`~skshapes.L2Loss`).
 
     Returns
     -------
@@ -495,12 +548,16 @@ def plot_registration(
     sklearn.exceptions.NotFittedError
         If ``reg`` is not fitted.
     ValueError
-        If no source is given and ``reg`` has no ``source_``, or the shapes'
-        dimensions differ.
+        If no source is given and ``reg`` has no ``source_``, the shapes'
+        dimensions differ, ``residual`` is unknown or needs a target in
+        correspondence, ``jacobian=True`` in 3D, or the model has no control
+        points or Jacobian to draw.
     """
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(reg)
+    if residual not in RESIDUALS:
+        raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
     if source is None:
         source = getattr(reg, "source_", None)
         if source is None:
@@ -511,15 +568,63 @@ def plot_registration(
         target = _as_shape_list(target, "target")[0]
         if target.dim != source.dim:
             raise ValueError(f"target is {target.dim}D but the source is {source.dim}D")
+    if residual == "correspondence" and (target is None or target.n_points != morphed.n_points):
+        found = "no target" if target is None else f"{target.n_points} target and {morphed.n_points} source points"
+        raise ValueError(f"residual='correspondence' needs a target with one point per source point, got {found}")
+    if jacobian and source.dim != 2:
+        raise ValueError("jacobian=True is available for 2D registrations only")
+    model = _fitted_model(reg)
+    if control_points and not hasattr(model, "control_points_of"):
+        raise ValueError(f"control_points=True needs a model with control points (LDDMM), got {type(model).__name__}")
+    if jacobian and not hasattr(model, "jacobian_determinant"):
+        raise ValueError(f"jacobian=True needs a model with jacobian_determinant, got {type(model).__name__}")
+    controls = _control_points(reg, model) if control_points else None
     subtitle = _loss_line(reg)
     heading = "\n".join(t for t in (title, subtitle) if t)
     source, morphed = source.copy().to("cpu"), morphed.copy().to("cpu")
     target = None if target is None else target.copy().to("cpu")
     if source.dim == 2:
+        size = window_size or ((2000, 700) if jacobian else (1400, 700))
         return _registration_2d(reg, source, target, morphed, screenshot, heading, units, grid, n_grid_lines,
-                                window_size or (1400, 700), labels)
+                                size, labels, controls, model if jacobian else None)
     return _registration_3d(source, target, morphed, screenshot, heading, units, window_size or (1800, 650),
-                            camera_position, labels)
+                            camera_position, labels, controls, residual)
+
+
+def _fitted_model(reg):
+    """The deformation model of a fitted registration (``None`` stands for its default, a rigid motion)."""
+    if reg.model is not None:
+        return reg.model
+    from ..deformations import RigidMotion
+
+    return RigidMotion()
+
+
+def _control_points(reg, model):
+    """The control points at time 0 and at time 1 (moved by the fitted deformation), as numpy arrays."""
+    start = model.control_points_of(reg.source_).detach()
+    return _numpy(start), _numpy(reg.transform_points(start))
+
+
+def _loss_name(loss) -> str:
+    """A readable name of a loss: "Sinkhorn loss", "Sinkhorn loss + 0.1 x landmark loss"..."""
+    from ..losses.base import ScaledLoss, SumLoss
+
+    if loss is None:
+        return "Sinkhorn loss"  # the default of Registration
+    if isinstance(loss, SumLoss):
+        return f"{_loss_name(loss.first)} + {_loss_name(loss.second)}"
+    if isinstance(loss, ScaledLoss):
+        return f"{loss.weight:g} x {_loss_name(loss.loss)}"
+    names = {
+        "SinkhornLoss": "Sinkhorn loss",
+        "NearestNeighborsLoss": "nearest-neighbours loss",
+        "L2Loss": "L2 loss",
+        "LandmarkLoss": "landmark loss",
+        "VarifoldLoss": "varifold loss",
+        "CurrentsLoss": "currents loss",
+    }
+    return names.get(type(loss).__name__, type(loss).__name__)
 
 
 def _loss_line(reg) -> str | None:
@@ -528,10 +633,14 @@ def _loss_line(reg) -> str | None:
     if len(data) < 2:
         return None
     first, last = data[0], data[-1]
-    ratio = f" ({100 * last / first:.1f} % of initial)" if first > 0 else ""
+    percent = 100 * last / first if first > 0 else None
+    if percent is None:
+        ratio = ""
+    else:  # two significant digits for tiny ratios, not "0.0 %"
+        ratio = f" ({percent:.1f} % of initial)" if percent >= 0.1 else f" ({percent:.2g} % of initial)"
     n_iter = getattr(reg, "n_iter_", None)
     after = f" after {n_iter} iterations" if n_iter is not None else ""
-    return f"data term (Sinkhorn loss) {first:.4g} -> {last:.4g}{ratio}{after}"
+    return f"data term ({_loss_name(getattr(reg, 'loss', None))}) {first:.4g} -> {last:.4g}{ratio}{after}"
 
 
 def _grid_lines(low, high, n_lines, n_samples=120):
@@ -544,14 +653,14 @@ def _grid_lines(low, high, n_lines, n_samples=120):
 
 
 def _registration_2d(reg, source, target, morphed, screenshot, heading, units, grid, n_grid_lines, window_size,
-                     labels):
+                     labels, controls=None, jacobian_model=None):
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
     shown = [source, morphed] + ([target] if target is not None else [])
     (x0, x1), (y0, y1) = _limits_2d(shown, margin=0.08)
     fig = _new_figure(window_size)
-    axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    axes = fig.subplots(1, 3 if jacobian_model is not None else 2, sharex=True, sharey=True)
     handles = [
         Line2D([], [], color=SOURCE_COLOR, linewidth=2.5, label=labels[0]),
         Line2D([], [], color=TARGET_COLOR, linewidth=2.5, label=labels[1]),
@@ -567,23 +676,69 @@ def _registration_2d(reg, source, target, morphed, screenshot, heading, units, g
         axes[0].add_collection(LineCollection(lines, colors=_GRID_COLOR, linewidths=0.6, zorder=1))
         axes[1].add_collection(LineCollection(moved_lines, colors=_GRID_COLOR, linewidths=0.6, zorder=1))
         handles.append(Line2D([], [], color=_GRID_COLOR, linewidth=1.0, label="grid (left: regular, right: deformed)"))
+    # the target wide and below, so that it shows around a registered source that lies right on it
     if target is not None:
-        for ax in axes:
-            _draw_2d(ax, target, TARGET_COLOR, None, linewidth=2.5, zorder=3)
-    _draw_2d(axes[0], source, SOURCE_COLOR, None, linewidth=2.5, zorder=4)
-    _draw_2d(axes[1], morphed, MORPHED_COLOR, None, linewidth=2.5, zorder=4)
+        for ax in axes[:2]:
+            _draw_2d(ax, target, TARGET_COLOR, None, linewidth=3.5, zorder=3)
+    _draw_2d(axes[0], source, SOURCE_COLOR, None, linewidth=2.0, zorder=4)
+    _draw_2d(axes[1], morphed, MORPHED_COLOR, None, linewidth=1.6, zorder=4)
+    if controls is not None:
+        for ax, points in zip(axes[:2], controls):
+            ax.scatter(points[:, 0], points[:, 1], s=28, color=_CONTROL_COLOR, edgecolors=_LANDMARK_COLOR,
+                       linewidths=0.8, zorder=6)
+        handles.append(Line2D([], [], linestyle="", marker="o", markersize=6, color=_CONTROL_COLOR,
+                              markeredgecolor=_LANDMARK_COLOR, label=f"control points ({len(controls[0])})"))
     axes[0].set_title("Before registration")
     axes[1].set_title("After registration")
+    if jacobian_model is not None:
+        _jacobian_panel(fig, axes[2], reg, jacobian_model, morphed, ((x0, x1), (y0, y1)))
     for ax in axes:
         _finish_2d_axes(ax, units, ((x0, x1), (y0, y1)))
-        if grid:
-            ax.grid(False)  # the deformation grid replaces the axes' grid
-    axes[1].set_ylabel("")
-    axes[1].tick_params(labelleft=True)
+        if grid or ax is axes[-1] and jacobian_model is not None:
+            ax.grid(False)  # the deformation grid (or the Jacobian map) replaces the axes' grid
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+        ax.tick_params(labelleft=True)
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     if heading:
         fig.suptitle(heading)
     return _save_figure(fig, screenshot)
+
+
+def _round_ticks(low, high):
+    """Ticks 1, 2, 5 x 10^k within [low, high] (for a logarithmic colour bar)."""
+    ticks = [m * 10.0 ** k for k in range(-6, 7) for m in (1, 2, 5)]
+    return [t for t in ticks if low * (1 - 1e-9) <= t <= high * (1 + 1e-9)]
+
+
+def _jacobian_panel(fig, ax, reg, model, morphed, limits, n_cells=80):
+    """The Jacobian determinant of the fitted map on an ``n_cells`` x ``n_cells`` grid, drawn where the grid lands."""
+    from matplotlib.colors import LogNorm, TwoSlopeNorm
+
+    (x0, x1), (y0, y1) = limits
+    xs, ys = np.linspace(x0, x1, n_cells + 1), np.linspace(y0, y1, n_cells + 1)
+    nodes = np.stack(np.meshgrid(xs, ys, indexing="xy"), axis=-1)  # (n + 1, n + 1, 2)
+    source = reg.source_
+    flat = torch.as_tensor(nodes.reshape(-1, 2), dtype=source.dtype, device=source.device)
+    moved = _numpy(reg.transform_points(flat)).reshape(nodes.shape)
+    with torch.no_grad():
+        determinant = model.jacobian_determinant(flat, source, reg.parameter_)
+    determinant = _numpy(determinant).reshape(nodes.shape[:2])
+    low, high = float(determinant.min()), float(determinant.max())
+    if low > 0:
+        span = max(high, 1.0 / low, 1.25)
+        norm, ticks = LogNorm(1.0 / span, span), _round_ticks(1.0 / span, span)
+    else:  # folding: a logarithmic scale cannot show it
+        norm, ticks = TwoSlopeNorm(vcenter=1.0, vmin=low, vmax=max(high, 1.25)), None
+    mesh = ax.pcolormesh(moved[..., 0], moved[..., 1], determinant, cmap="RdBu_r", norm=norm, shading="gouraud",
+                         zorder=1)
+    _draw_2d(ax, morphed, "black", None, linewidth=1.5, zorder=4)
+    bar = fig.colorbar(mesh, ax=ax, ticks=ticks, shrink=0.9)
+    bar.set_label("area ratio det Dφ (> 1: expansion, < 1: contraction)")
+    if ticks is not None:
+        bar.ax.set_yticklabels([f"{t:g}" for t in ticks])
+        bar.ax.minorticks_off()
+    ax.set_title(f"Jacobian determinant (min {low:.2f}, max {high:.2f})\nregistered source in black")
 
 
 def _distance_to(shape, target) -> np.ndarray:
@@ -600,17 +755,21 @@ def _distance_to(shape, target) -> np.ndarray:
     return cKDTree(_numpy(target.points)).query(points)[0]
 
 
-def _registration_3d(source, target, morphed, screenshot, heading, units, window_size, camera_position, labels):
+def _registration_3d(source, target, morphed, screenshot, heading, units, window_size, camera_position, labels,
+                     controls=None, residual="distance"):
     n_panels = 3 if target is not None else 2
     # a header row (the title, across the window) above the panels
     plotter = _plotter(screenshot, window_size, shape=(2, n_panels), row_weights=[1.4, 7],
                        groups=[(0, np.s_[:])])
-    radius = 0.008 * _diagonal([source, morphed] + ([target] if target is not None else []))
+    radius = 0.012 * _diagonal([source, morphed] + ([target] if target is not None else []))
     wireframe = " (blue wireframe)" if target is not None and target.kind == "mesh" else ""
     legend = [(labels[0], SOURCE_COLOR)]
     legend += [(labels[1] + wireframe, TARGET_COLOR)] if target is not None else []
     legend += [(labels[2], MORPHED_COLOR)]
-    legend += [("landmarks", _LANDMARK_COLOR)] if source.landmarks is not None else []
+    legend += [(f"landmarks of {labels[0]}", _LANDMARK_COLOR)] if source.landmarks is not None else []
+    has_target_landmarks = target is not None and target.landmarks is not None
+    legend += [(f"landmarks of {labels[1]}", _TARGET_LANDMARK_COLOR)] if has_target_landmarks else []
+    legend += [(f"control points ({len(controls[0])})", _CONTROL_COLOR)] if controls is not None else []
     # header: the title on the left, one legend for all the panels on the right
     plotter.subplot(0, 0)
     if heading:
@@ -631,28 +790,41 @@ def _registration_3d(source, target, morphed, screenshot, heading, units, window
         elif target.kind == "cloud":
             style = dict(style="points", point_size=5, render_points_as_spheres=True)
         plotter.add_mesh(mesh, color=TARGET_COLOR, **style)
+        if has_target_landmarks:
+            plotter.add_mesh(_landmark_spheres(target, radius), color=_TARGET_LANDMARK_COLOR, smooth_shading=True)
+
+    def add_controls(points):
+        if controls is not None:
+            plotter.add_mesh(_point_spheres(points, 0.8 * radius), color=_CONTROL_COLOR, smooth_shading=True)
 
     plotter.subplot(1, 0)
     _add_3d(plotter, source, SOURCE_COLOR, landmark_radius=radius)
     add_target()
+    add_controls(None if controls is None else controls[0])
     _decorate_3d(plotter, "Before registration", None, units, font_size=11, camera_position=camera_position)
     _set_camera(plotter, camera_position)
 
     plotter.subplot(1, 1)
     _add_3d(plotter, morphed, MORPHED_COLOR, landmark_radius=radius)
     add_target()
+    add_controls(None if controls is None else controls[1])
     _decorate_3d(plotter, "After registration", None, units, font_size=11, camera_position=camera_position)
     _set_camera(plotter, camera_position)
 
     if target is not None:
         plotter.subplot(1, 2)
-        distances = _distance_to(morphed, target)
+        if residual == "correspondence":
+            distances = np.linalg.norm(_numpy(morphed.points) - _numpy(target.points), axis=1)
+            what, name = "Vertex error: distance from each vertex\nto the same vertex of the target", "vertex error"
+        else:
+            distances = _distance_to(morphed, target)
+            what, name = f"Distance from {labels[2]} to target", "distance"
         unit = f" {units}" if units else ""
         clim = (0.0, float(np.percentile(distances, 99)) or 1.0)
         _add_3d(plotter, morphed, MORPHED_COLOR, distances, cmap="magma_r", clim=clim,
-                scalars_title=f"distance ({units})" if units else "distance", show_landmarks=False)
+                scalars_title=f"{name} ({units})" if units else name, show_landmarks=False)
         summary = (
-            f"Distance from {labels[2]} to target\n"
+            f"{what}\n"
             f"median {np.median(distances):.1f}{unit}, 95th percentile {np.percentile(distances, 95):.1f}{unit}"
         )
         _decorate_3d(plotter, summary, None, units, font_size=10, camera_position=camera_position)
