@@ -11,8 +11,9 @@
 (+ isotropic scale), ``affine`` (any linear map + translation), ``lddmm``
 (diffeomorphism, kernel width ``--sigma``). The rigid, similarity and
 affine registrations start from matching centroids (area-, length- or
-count-weighted, as the shapes' point weights), which keeps a large offset
-between the shapes from trapping the optimiser in a wrong rotation.
+count-weighted, as the shapes' point weights; see ``Registration``), which
+keeps a large offset between the shapes from trapping the optimiser in a
+wrong rotation.
 Losses: ``sinkhorn`` (optimal transport, ``--blur``), ``nearest``
 (nearest-neighbour / chamfer), ``varifold`` and ``currents`` (kernel width
 ``--loss-sigma``; they need triangle meshes or curves, not point clouds).
@@ -35,7 +36,6 @@ __all__ = ["main", "build_parser"]
 
 _WRITABLE = (".vtk", ".vtp", ".ply", ".stl", ".obj")
 _MODELS = ("rigid", "similarity", "affine", "lddmm")
-_LINEAR_MODELS = ("rigid", "similarity", "affine")
 _LOSSES = ("sinkhorn", "nearest", "varifold", "currents")
 _KERNEL_LOSSES = ("varifold", "currents")
 # defaults relative to the size of the data (diagonal of the bounding box of source and target)
@@ -214,12 +214,6 @@ def _check_cells(loss: str, shapes) -> None:
                        f"and {name_b} ({path_b.name}) a {b.kind}")
 
 
-def _centroid(shape):
-    """Centroid weighted by the point weights (vertex areas, segment lengths, or uniform)."""
-    weights = shape.point_weights.detach()
-    return (weights[:, None] * shape.points.detach()).sum(dim=0) / weights.sum()
-
-
 def _model(args, diagonal):
     """The deformation model, its description and the regularization weight."""
     from .deformations import LDDMM, AffineDeformation, RigidMotion, Similarity
@@ -273,11 +267,6 @@ def _register(args) -> str:
     model, model_text, weight = _model(args, diagonal)
     loss, loss_text = _loss(args, diagonal)
 
-    start = source
-    if args.model in _LINEAR_MODELS:
-        # the same family of maps, from a better starting point: matching centroids
-        start = source.with_points(source.points + (_centroid(target) - _centroid(source))).copy()
-
     from .demo import _torch_threads
 
     started = time.perf_counter()
@@ -285,7 +274,7 @@ def _register(args) -> str:
     with _torch_threads(args.threads):
         with torch.no_grad():
             initial = float(loss(source, target))
-        reg.fit(start, target)
+        reg.fit(source, target)
     seconds = time.perf_counter() - started
     args.output.parent.mkdir(parents=True, exist_ok=True)
     reg.morphed_shape_.save(args.output)

@@ -25,7 +25,10 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     Minimises ``loss(model.morph(source, parameter).shape, target) +
     regularization_weight * regularization(parameter)`` over the model's
     parameter (a rotation and translation, LDDMM momenta...), starting from
-    the identity.
+    ``model.initial_parameter(source, target)``: the identity, except for
+    rigid, similarity and affine models, which start from the translation
+    that matches the centroids of source and target (weighted by
+    ``point_weights``).
 
     Parameters
     ----------
@@ -177,7 +180,7 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         for index, (level_source, level_target) in enumerate(levels):
             start = time.perf_counter()
             if previous is None:
-                parameter = level_model.initial_parameter(level_source)
+                parameter = level_model.initial_parameter(level_source, level_target)
             else:
                 parameter = level_model.transfer_parameter(parameter, previous, level_source)
             desc = "registration" if len(levels) == 1 else f"registration, level {index + 1}/{len(levels)}"

@@ -23,6 +23,7 @@ from scipy.spatial.transform import Rotation
 
 import skshapes as sks
 from skshapes.deformations import AffineDeformation, LinearDeformation, RigidMotion, Similarity
+from skshapes.datasets import load_skulls
 from skshapes.shapes import PolyData
 
 F64 = torch.float64
@@ -241,3 +242,18 @@ def test_similarity_helpers_check_their_parameter():
         Similarity.scale(torch.zeros(6))
     with pytest.raises(ValueError, match=r"\(6,\) in 2D or \(12,\) in 3D"):
         AffineDeformation.matrix(torch.zeros(7))
+
+
+@pytest.mark.parametrize("model", [sks.RigidMotion(), sks.Similarity(), sks.AffineDeformation()], ids=repr)
+def test_linear_registrations_start_from_matched_centroids(model):
+    skulls = load_skulls()
+    source, target = skulls.template, skulls.shapes[0]
+    target = target.with_points(target.points + torch.tensor([150.0, -90.0]))
+    start = model.initial_parameter(source, target)
+    moved = model.morph(source, start).shape
+
+    def centroid(shape):
+        return (shape.point_weights[:, None] * shape.points).sum(0) / shape.point_weights.sum()
+
+    assert torch.allclose(centroid(moved), centroid(target), atol=1e-3)
+    assert torch.equal(model.initial_parameter(source), torch.zeros_like(start))

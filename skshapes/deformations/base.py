@@ -43,8 +43,13 @@ class DeformationModel:
         """Shape of the parameter tensor that deforms ``shape``."""
         raise NotImplementedError
 
-    def initial_parameter(self, shape: PolyData) -> torch.Tensor:
-        """The identity parameter (zeros), on the device and in the dtype of ``shape``."""
+    def initial_parameter(self, shape: PolyData, target: PolyData | None = None) -> torch.Tensor:
+        """Where a registration of ``shape`` onto ``target`` starts: the identity (zeros) by default.
+
+        Returns a new tensor on the device and in the dtype of ``shape``;
+        models may use ``target`` (linear models start from the translation
+        that matches the centroids).
+        """
         return torch.zeros(self.parameter_shape(shape), dtype=shape.dtype, device=shape.device)
 
     def morph(self, shape: PolyData, parameter: torch.Tensor, return_path: bool = False) -> MorphingResult:

@@ -153,6 +153,31 @@ class LinearDeformation(DeformationModel):
         matrix = self.matrix(parameter, shape.dim)
         return (points - centroid) @ matrix.T + centroid + self.translation(parameter, shape.dim)
 
+    def initial_parameter(self, shape: PolyData, target: PolyData | None = None) -> torch.Tensor:
+        """The identity map, or, given ``target``, the translation that matches the centroids.
+
+        The centroids are weighted by ``point_weights`` (vertex areas, segment
+        lengths or 1/N), the measure that :class:`~skshapes.SinkhornLoss`
+        transports: starting there, the optimiser only has to find the
+        linear part, and does not trade rotation for translation when the
+        shapes start far apart.
+
+        Parameters
+        ----------
+        shape : PolyData
+            The shape to deform (N, D).
+        target : PolyData, optional
+            The shape to reach (M, D), same dimension, dtype and device.
+
+        Returns
+        -------
+        torch.Tensor, shape :meth:`parameter_shape`
+        """
+        parameter = super().initial_parameter(shape)
+        if target is not None:
+            parameter[-shape.dim:] = _weighted_centroid(target) - _weighted_centroid(shape)
+        return parameter
+
     def transfer_parameter(self, parameter: torch.Tensor, shape: PolyData, new_shape: PolyData) -> torch.Tensor:
         r"""The same map of space expressed about the centroid of ``new_shape``.
 
@@ -231,6 +256,11 @@ class LinearDeformation(DeformationModel):
         self.check_parameter(shape, parameter)
         check_points_like(points, shape)
         return torch.linalg.det(self.matrix(parameter, shape.dim)).expand(points.shape[0])
+
+
+def _weighted_centroid(shape: PolyData) -> torch.Tensor:
+    weights = shape.point_weights.detach()
+    return (weights[:, None] * shape.points.detach()).sum(dim=0) / weights.sum()
 
 
 def rotation_from_vector(rotvec: torch.Tensor, dim: int) -> torch.Tensor:
