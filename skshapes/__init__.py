@@ -35,6 +35,7 @@ _LAZY = {
     "Atlas": "skshapes.statistics",
     "TangentPCA": "skshapes.statistics",
     "GeodesicRegression": "skshapes.statistics",
+    "PermutationGLM": "skshapes.statistics",
     "GeneralizedProcrustes": "skshapes.statistics",
     "WassersteinBarycenter": "skshapes.statistics",
     "parallel_transport": "skshapes.statistics",
