@@ -86,6 +86,21 @@ def _currents(r):
     assert r["data_term_ratio"] < 0.01, r
 
 
+def _atlas_tangent_pca(r):
+    assert r["atlas_data_term"] < r["registrations_data_term"], r  # the estimated template fits better
+    ratios = np.asarray(r["explained_variance_ratio"])
+    assert len(ratios) == 3 and (ratios > 0).all() and ratios.sum() <= 1 + 1e-9, r
+    assert (np.diff(ratios) <= 0).all(), r  # modes sorted by decreasing variance
+    assert ratios[0] > 0.5, r  # one dominant mode (hominid evolution) on these five skulls
+    assert (r["mode_displacements"] > 1.0).all() and r["mode_displacements"][0] > r["mode_displacements"][1], r
+
+
+def _atlas_dask(r):
+    assert r["relative_template_difference"] < 1e-5, r  # the same atlas on Dask and in one process
+    assert r["data_term_difference"] < 1e-4, r
+    assert r["iterations"] >= 1, r
+
+
 CHECKS = {
     "plot_rigid": _rigid,
     "plot_similarity": _similarity,
@@ -97,7 +112,12 @@ CHECKS = {
     "plot_loss_landmarks": _landmarks,
     "plot_loss_varifold": _varifold,
     "plot_loss_currents": _currents,
+    "plot_atlas_tangent_pca": _atlas_tangent_pca,
+    "plot_atlas_dask": _atlas_dask,
 }
+
+#: Examples that need an optional dependency: skipped when it is missing.
+REQUIRES = {"plot_atlas_dask": "distributed"}
 
 
 def test_every_example_is_checked():
@@ -130,6 +150,8 @@ def torch_threads():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[script.stem for script in SCRIPTS])
 def test_example(script, tmp_path, monkeypatch, capsys, torch_threads):
+    if script.stem in REQUIRES:
+        pytest.importorskip(REQUIRES[script.stem])
     monkeypatch.syspath_prepend(str(EXAMPLES))
     monkeypatch.setattr(sys, "argv", [str(script), "--out", str(tmp_path), "--fast"])
     namespace = runpy.run_path(str(script), run_name="__main__")
