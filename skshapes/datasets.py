@@ -133,15 +133,18 @@ def load_skulls() -> Bunch:
     -------
     Bunch
         shapes : list of PolyData
-            Five 2D polylines (206 points, 200 segments each), in the order
+            Five 2D polylines (178 to 206 points, in several pieces: the
+            cranium, orbit and jaw outlines), in the order
             australopithecus, habilis, erectus, neandertalis, sapiens
             (:data:`SKULL_NAMES`). Coordinates in arbitrary units; the
             outlines span about 200 units.
         names : list of str
             The five species names, in the order of ``shapes``.
         template : PolyData
-            A 2D polyline (150 points) shaped like an ellipse, used as the
-            initial template in atlas estimation and registration demos.
+            A schematic skull (150 points, 144 segments: a circle for the
+            cranium, a smaller one for the orbit, lines for the face and
+            jaw), used as the initial template in atlas estimation and
+            registration demos.
         DESCR : str
             A short description with the data source.
 
@@ -161,7 +164,7 @@ def load_skulls() -> Bunch:
         names=list(SKULL_NAMES),
         template=template.copy(),
         DESCR=(
-            "Outlines of five hominid skulls (2D polylines, 206 points) and an elliptic template. "
+            "Outlines of five hominid skulls (2D polylines, 178 to 206 points) and a schematic template. "
             "Source: scikit-shapes examples/test_data/skulls (MIT); first published with Deformetrica."
         ),
     )
