@@ -5,12 +5,16 @@ Every function takes ``backend="auto" | "keops" | "torch"``; see
 """
 
 from .backend import KEOPS_MIN_PAIRS, check_pair, choose_backend, keops_available, resolve_device
+from .batched import batched_knn, block_diagonal_ranges
 from .kernels import kernel_matrix, kernel_product, scales
 from .knn import knn
 from .pairing import gaussian_pairing
+from .quasi_geodesic import quasi_geodesic_filter, quasi_geodesic_gradient
 
 __all__ = [
     "KEOPS_MIN_PAIRS",
+    "batched_knn",
+    "block_diagonal_ranges",
     "check_pair",
     "choose_backend",
     "gaussian_pairing",
@@ -18,6 +22,8 @@ __all__ = [
     "kernel_product",
     "keops_available",
     "knn",
+    "quasi_geodesic_filter",
+    "quasi_geodesic_gradient",
     "resolve_device",
     "scales",
 ]
