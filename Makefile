@@ -23,8 +23,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The peers of benchmarks/ (not dependencies of the package): MeshMonk and nilearn in .venv; skshapes 0.3 shares
+# our import name, so bench_lddmm.py installs it in its own virtualenv. Results: benchmarks/RESULTS.md.
 bench: $(STAMP)
+	$(PY) -m pip install --quiet meshmonk==0.3.0 nilearn==0.14.1
 	$(PY) benchmarks/bench_sinkhorn.py
+	$(PY) benchmarks/bench_glm.py
+	$(PY) benchmarks/bench_nn.py
+	$(PY) benchmarks/bench_correspondence.py
+	$(PY) benchmarks/bench_lddmm.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
