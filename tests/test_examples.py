@@ -101,6 +101,13 @@ def _atlas_dask(r):
     assert r["iterations"] >= 1, r
 
 
+def _nn_dysmorphic(r):
+    assert r["final_loss"] < r["initial_loss"], r  # the network learns (fast mode: a few epochs only)
+    assert 0.0 <= r["test_accuracy"] <= 1.0 and 0.5 <= r["chance"] <= 1.0, r
+    if not r["fast"]:  # the full run (not run by the tests): clearly better than chance on held-out faces
+        assert r["test_accuracy"] > r["chance"] + 0.15, r
+
+
 CHECKS = {
     "plot_rigid": _rigid,
     "plot_similarity": _similarity,
@@ -114,6 +121,7 @@ CHECKS = {
     "plot_loss_currents": _currents,
     "plot_atlas_tangent_pca": _atlas_tangent_pca,
     "plot_atlas_dask": _atlas_dask,
+    "plot_nn_dysmorphic": _nn_dysmorphic,
 }
 
 #: Examples that need an optional dependency: skipped when it is missing.
