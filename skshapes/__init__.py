@@ -42,7 +42,7 @@ _LAZY = {
     "shoot": "skshapes.statistics",
     "plot": "skshapes.viz",
 }
-_SUBMODULES = ("shapes", "reductions", "losses", "deformations", "registration", "optimization", "statistics", "nn",
+_SUBMODULES = ("shapes", "reductions", "losses", "deformations", "registration", "optimization", "statistics", "nn", "features",
                "datasets", "viz", "demo", "cli")
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES)
