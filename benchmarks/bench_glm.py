@@ -42,14 +42,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import time
 
 import numpy as np
 import torch
+from _machine import cpu_model
 from scipy import stats
 
 from skshapes.statistics.glm import PermutationGLM
@@ -68,15 +67,7 @@ def simulate(n, n_features, seed=0):
 
 
 def machine():
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-            if line.startswith("Model name")
-        )
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {os.cpu_count()} cores"
+    return f"{cpu_model()}"
 
 
 def load():

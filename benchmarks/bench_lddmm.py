@@ -77,7 +77,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -88,6 +87,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import cpu_model
 
 HERE = Path(__file__).resolve().parent
 PEER_VENV = HERE / ".venv-skshapes03"
@@ -351,15 +351,7 @@ def _pieces(points, cells, cuts):
 
 # --------------------------------------------------------------- report
 def machine() -> str:
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-            if line.startswith("Model name")
-        )
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, 1 torch thread per process"
+    return f"{cpu_model()}, torch {torch.__version__}, 1 torch thread per process"
 
 
 def _seconds(result, key, dagger=False):

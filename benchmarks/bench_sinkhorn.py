@@ -37,13 +37,12 @@ import argparse
 import datetime
 import multiprocessing
 import os
-import platform
 import statistics
-import subprocess
 import time
 
 import numpy as np
 import torch
+from _machine import cpu_model
 
 BLUR, SCALING, POT_BLUR = 0.05, 0.8, 0.2
 
@@ -134,16 +133,8 @@ def pot_time(n, configuration, limit):
 
 # --------------------------------------------------------------------- main
 def machine() -> str:
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-            if line.startswith("Model name")
-        )
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return f"{model}, {os.cpu_count()} cores, {gpu}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return f"{cpu_model()}, {gpu}; torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def main():

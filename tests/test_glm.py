@@ -17,21 +17,7 @@ from sklearn.utils import estimator_checks
 from skshapes.statistics import glm as glm_module
 from skshapes.statistics.glm import PermutationGLM, benjamini_hochberg, tfce
 
-from conftest import assert_close
-
-# The checks of sklearn.utils.estimator_checks that need no data (as in tests/test_registration.py):
-# fit takes (Y, X, contrast, covariates), which the data-based checks do not generate.
-DATA_FREE_CHECKS = [
-    "check_estimator_cloneable",
-    "check_estimator_repr",
-    "check_no_attributes_set_in_init",
-    "check_parameters_default_constructible",
-    "check_get_params_invariance",
-    "check_set_params",
-    "check_do_not_raise_errors_in_init_or_set_params",
-    "check_mixin_order",
-    "check_estimator_tags_renamed",
-]
+from conftest import DATA_FREE_CHECKS, assert_close
 
 # Closed-form OLS in float64 (QR against lstsq's SVD): agreement to rounding, far below this.
 OLS_RTOL = 1e-6
