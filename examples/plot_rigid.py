@@ -42,18 +42,17 @@ face = faces.shapes[faces.names.index("SIMPOP_21")]
 # %%
 # Registration is a local optimisation: started 65 mm away, the rotation may
 # settle in a wrong local minimum (a face upside down fits a face rather
-# well). Starting from matching centroids removes the bulk of the translation
-# and is enough here. The rigid motion rotates about the centroid of the
-# shape it moves.
-shift = face.points.mean(dim=0) - template.points.mean(dim=0)
-start = template.with_points(template.points + shift)
+# well). Registration therefore starts rigid motions from matching
+# (area-weighted) centroids, which removes the bulk of the translation and is
+# enough here. The rigid motion rotates about the centroid of the shape it
+# moves.
 
 reg = sks.Registration(
     sks.RigidMotion(),
     sks.SinkhornLoss(blur=4.0, scaling=0.5),  # blur in mm: details finer than 4 mm are smoothed out
     n_iter=example.pick(20, 15),
 )
-reg.fit(start, face)
+reg.fit(template, face)
 
 # %%
 # The fitted rotation, and the check against Procrustes on the corresponding
