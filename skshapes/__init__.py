@@ -40,10 +40,11 @@ _LAZY = {
     "WassersteinBarycenter": "skshapes.statistics",
     "parallel_transport": "skshapes.statistics",
     "shoot": "skshapes.statistics",
+    "DysmorphologyAnalysis": "skshapes.dysmorphology",
     "plot": "skshapes.viz",
 }
 _SUBMODULES = ("shapes", "reductions", "losses", "deformations", "registration", "optimization", "statistics", "nn", "features",
-               "datasets", "viz", "demo", "cli")
+               "datasets", "dysmorphology", "viz", "report", "demo", "cli")
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES)
 

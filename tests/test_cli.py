@@ -236,7 +236,7 @@ def test_usage_errors_exit_2(argv, capsys):
 
 
 def test_demo_with_nothing_to_do(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--no-skulls", "--no-face"]) == 2
+    assert main(["demo", "--out", str(tmp_path), "--no-skulls", "--no-face", "--no-dysmorphology"]) == 2
     assert "nothing to do" in capsys.readouterr().err
 
 

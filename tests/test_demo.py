@@ -1,11 +1,15 @@
-"""End-to-end tests of the demo: the skull LDDMM registrations, the rigid face, the figures and summary.csv.
+"""End-to-end tests of the demo: the dysmorphology study and its report, the skull LDDMM registrations, the
+rigid face, the figures and the CSV files.
 
-The demo runs once per module (about a minute on a 2-core CPU) and every
-test reads its results, so that the registrations the tests check are the
-very ones the demo reports.
+The demo runs once per module (about 1.5 minutes on a busy 2-core CPU) and every test reads its results, so
+that the numbers the tests check are the very ones the demo reports. To stay fast, the dysmorphology study
+runs here with the known correspondence (``DEMO_TEST_PARAMETERS``) on the demo's own population; its
+registration stage is tested in ``test_dysmorphology.py`` on a few faces. ``SKSHAPES_TEST_FULL_DEMO=1`` runs
+the demo exactly as ``skshapes demo`` does (registration of the 60 faces: about 5 minutes more).
 """
 
 import math
+import os
 
 import numpy as np
 import pandas
@@ -13,12 +17,26 @@ import pytest
 import torch
 
 from skshapes.datasets import SKULL_NAMES
-from skshapes.demo import FACE_PARAMETERS, SKULL_PARAMETERS, SUMMARY_COLUMNS, run_demo, skull_registration
+from skshapes.demo import (
+    DYSMORPHOLOGY_PARAMETERS,
+    FACE_PARAMETERS,
+    OUTPUT_FILES,
+    SKULL_PARAMETERS,
+    SUMMARY_COLUMNS,
+    run_demo,
+    run_dysmorphology,
+    skull_registration,
+)
 from skshapes.losses import SinkhornLoss
 
 pytestmark = pytest.mark.slow
 
 FACE_NAME = "SIMPOP_01 (posed)"
+FULL = os.environ.get("SKSHAPES_TEST_FULL_DEMO") == "1"
+DEMO_TEST_PARAMETERS = {} if FULL else {
+    "correspondence": "known", "n_permutations": 1000, "sweep_effects_mm": (0.0, 6.0), "sweep_n_permutations": 200,
+}
+DYSMORPHOLOGY_FIGURES = [OUTPUT_FILES[k] for k in ("mean_faces", "difference_map", "t_map", "roc")]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -33,7 +51,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, one_thread):
     out_dir = tmp_path_factory.mktemp("demo")
-    return out_dir, run_demo(out_dir, progress=False)
+    return out_dir, run_demo(out_dir, progress=False, dysmorphology_parameters=DEMO_TEST_PARAMETERS)
 
 
 def _result(demo, name):
@@ -89,12 +107,12 @@ def test_face_rigid_registration_recovers_the_pose(demo):
 def test_demo_writes_figures(demo):
     out_dir, outcome = demo
     figures = sorted(p.name for p in out_dir.glob("*.png"))
-    expected = sorted([f"skull_{name}.png" for name in SKULL_NAMES] + ["face_SIMPOP_01_rigid.png"])
-    assert figures == expected
-    assert sorted(p.name for p in outcome.figures) == expected
+    registrations = sorted([f"skull_{name}.png" for name in SKULL_NAMES] + ["face_SIMPOP_01_rigid.png"])
+    assert figures == sorted(registrations + DYSMORPHOLOGY_FIGURES)
+    assert sorted(p.name for p in outcome.figures) == figures
     import matplotlib.image
 
-    for name in expected:
+    for name in registrations:
         image = matplotlib.image.imread(out_dir / name)
         assert image.shape[0] >= 500 and image.shape[1] >= 1000, name
         rgb = image[..., :3]
@@ -167,3 +185,105 @@ def test_plot_registration_needs_a_fitted_estimator():
 
     with pytest.raises(NotFittedError):
         plot_registration(skull_registration())
+
+
+# ------------------------------------------------------ the dysmorphology study
+def _numbers(out_dir):
+    table = pandas.read_csv(out_dir / OUTPUT_FILES["numbers"])
+    return dict(zip(table["quantity"], table["value"]))
+
+
+def test_dysmorphology_finds_the_simulated_region(demo):
+    out_dir, outcome = demo
+    study = outcome.dysmorphology
+    numbers = _numbers(out_dir)
+    effect = DYSMORPHOLOGY_PARAMETERS["effect_mm"]
+    dice = float(numbers["Dice overlap with the true region"])
+    measured = float(numbers["measured effect (fit of the visible true pattern)"])
+    assert dice >= 0.7, dice
+    assert abs(measured - effect) <= 0.2 * effect, measured
+    assert float(numbers["cross-validated AUC"]) >= 0.9
+    assert dice == pytest.approx(study.evaluation.dice, rel=1e-5)
+    assert int(numbers["subjects"]) == DYSMORPHOLOGY_PARAMETERS["n_subjects"]
+    assert int(numbers["controls"]) + int(numbers["syndrome subjects"]) == DYSMORPHOLOGY_PARAMETERS["n_subjects"]
+    assert int(numbers["significant vertices inside the true region"]) <= int(
+        numbers["FWER-significant vertices (TFCE)"])
+    if FULL:  # registration: the correspondences are within 1.5 mm of the truth on average
+        assert float(numbers["correspondence error vs truth, mean"]) < 1.5
+    else:
+        assert float(numbers["correspondence error vs truth, mean"]) == 0.0
+    times = {q: float(v) for q, v in numbers.items() if str(q).startswith("time:")}
+    assert times["time: total"] == pytest.approx(outcome.stage_seconds["total"], rel=1e-3)
+    assert all(v >= 0 for v in times.values())
+
+
+def test_dysmorphology_detectability_table(demo):
+    out_dir, outcome = demo
+    table = pandas.read_csv(out_dir / OUTPUT_FILES["detectability"])
+    expected = DEMO_TEST_PARAMETERS.get("sweep_effects_mm", DYSMORPHOLOGY_PARAMETERS["sweep_effects_mm"])
+    assert list(table["effect_mm"]) == list(expected)
+    null, largest = table.iloc[0], table.iloc[-1]
+    assert null["effect_mm"] == 0 and null["n_significant"] == 0
+    assert largest["auc"] > null["auc"] + 0.3
+    assert largest["dice"] >= 0.7
+
+
+def test_dysmorphology_csv_files(demo):
+    out_dir, outcome = demo
+    analysis = outcome.dysmorphology.analysis
+    n_points, n_subjects = analysis.mean_shape_.n_points, DYSMORPHOLOGY_PARAMETERS["n_subjects"]
+    vertices = pandas.read_csv(out_dir / OUTPUT_FILES["vertices"])
+    assert len(vertices) == n_points
+    for column in ("p_uncorrected", "p_fwer", "p_fdr", "p_fwer_tfce"):
+        assert vertices[column].between(0, 1).all(), column
+    assert (vertices["significant"] == (vertices["p_fwer_tfce"] < 0.05)).all()
+    np.testing.assert_allclose(vertices["t"], analysis.t_, rtol=1e-5)
+    np.testing.assert_allclose(vertices["mean_difference_mm"], analysis.mean_difference_mm_, rtol=1e-5, atol=1e-6)
+    assert vertices["true_region"].sum() == int(outcome.dysmorphology.data.region_mask.sum())
+    subjects = pandas.read_csv(out_dir / OUTPUT_FILES["subjects"])
+    assert len(subjects) == n_subjects
+    assert set(subjects["group"]) == {"control", "syndrome"}
+    assert {"Age", "Sex", "BMI", "cv_probability_syndrome", "PC1_mm", "correspondence_error_mm"} <= set(subjects)
+    roc = pandas.read_csv(out_dir / OUTPUT_FILES["roc_points"])
+    assert (np.diff(roc["false_positive_rate"]) >= 0).all() and (np.diff(roc["true_positive_rate"]) >= 0).all()
+    assert roc["true_positive_rate"].iloc[-1] == 1.0
+
+
+def test_dysmorphology_figures(demo):
+    import matplotlib.image
+
+    out_dir, _ = demo
+    for name in DYSMORPHOLOGY_FIGURES:
+        image = matplotlib.image.imread(out_dir / name)[..., :3]
+        assert image.shape[0] >= 500 and image.shape[1] >= 600, name
+        assert image.std() > 0.05, name
+    # the heat maps show the retrusion in blue
+    for name in (OUTPUT_FILES["difference_map"], OUTPUT_FILES["t_map"]):
+        rgb = matplotlib.image.imread(out_dir / name)[..., :3]
+        blue = (rgb[..., 2] > 0.5) & (rgb[..., 0] < 0.35)
+        assert blue.mean() > 0.005, name
+
+
+def test_report_links_every_file(demo):
+    import re
+
+    out_dir, outcome = demo
+    report = (out_dir / OUTPUT_FILES["report"]).read_text(encoding="utf-8")
+    assert outcome.report_path == out_dir / OUTPUT_FILES["report"]
+    images = re.findall(r'<img src="([^"]+)"', report)
+    assert sorted(images) == sorted(p.name for p in out_dir.glob("*.png"))
+    for name in [v for k, v in OUTPUT_FILES.items() if v.endswith(".csv")]:
+        assert (out_dir / name).is_file(), name
+        assert name in report, name
+    assert "<script" not in report.lower()
+    study = outcome.dysmorphology
+    assert f"AUC of {study.analysis.roc_auc_:.2f}" in report
+    assert f"Dice overlap <b>{study.evaluation.dice:.2f}</b>" in report
+    for heading in ("Population", "The average faces", "Where the faces differ", "Can a new face be classified",
+                    "Numbers", "Registrations of the bundled shapes", "Run times"):
+        assert heading in report, heading
+
+
+def test_run_dysmorphology_rejects_unknown_parameters(tmp_path):
+    with pytest.raises(ValueError, match="unknown dysmorphology parameters"):
+        run_dysmorphology(tmp_path, {"n_faces": 10})
