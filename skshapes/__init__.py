@@ -42,6 +42,8 @@ _LAZY = {
     "shoot": "skshapes.statistics",
     "DysmorphologyAnalysis": "skshapes.dysmorphology",
     "plot": "skshapes.viz",
+    "plot_heatmap": "skshapes.viz",
+    "animate": "skshapes.viz",
 }
 _SUBMODULES = ("shapes", "reductions", "losses", "deformations", "registration", "optimization", "statistics", "nn", "features",
                "datasets", "dysmorphology", "viz", "report", "demo", "cli")

@@ -63,8 +63,8 @@ def _fail_length(name, n, got):
     raise ValueError(f"{name} must have one entry per shape ({n}), got {got}")
 
 
-def _scalars_list(scalars, shapes) -> list:
-    """One entry per shape: None or a (N,) float array."""
+def _scalars_list(scalars, shapes, name="scalars", finite=False) -> list:
+    """One entry per shape: None or a (N,) float array, finite if asked (``name`` is named in errors)."""
     n = len(shapes)
     if scalars is None:
         return [None] * n
@@ -72,26 +72,36 @@ def _scalars_list(scalars, shapes) -> list:
         scalars = [scalars]
     scalars = list(scalars)
     if len(scalars) != n:
-        _fail_length("scalars", n, len(scalars))
+        _fail_length(name, n, len(scalars))
     result = []
     for i, (values, shape) in enumerate(zip(scalars, shapes)):
+        which = name if n == 1 else f"{name}[{i}]"
         if values is None:
             result.append(None)
             continue
         if isinstance(values, str):
             if values not in shape.point_data:
                 raise ValueError(
-                    f"scalars[{i}]={values!r} is not in the shape's point_data (keys: {sorted(shape.point_data)})"
+                    f"{which}={values!r} is not in the shape's point_data (keys: {sorted(shape.point_data)})"
                 )
             values = shape.point_data[values]
         if isinstance(values, torch.Tensor):
             values = values.detach().cpu().numpy()
-        values = np.asarray(values, dtype=float)
+        try:
+            values = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"{which} must be numbers (an array of floats), got {type(values).__name__}") from None
         if values.ndim == 2 and values.shape[1] == 1:
             values = values[:, 0]
         if values.shape != (shape.n_points,):
             raise ValueError(
-                f"scalars[{i}] must have shape ({shape.n_points},) (one value per point), got {values.shape}"
+                f"{which} must have shape ({shape.n_points},) (one value per point), got {values.shape}"
+            )
+        bad = ~np.isfinite(values)
+        if finite and bad.any():
+            raise ValueError(
+                f"{which} has {int(bad.sum())} NaN or infinite value(s) (first at point {int(np.argmax(bad))}): "
+                "give a finite value per point"
             )
         result.append(values)
     return result
@@ -243,7 +253,9 @@ def _draw_2d(ax, shape, color, label, values=None, cmap="viridis", norm=None, li
         ax.triplot(triangulation, color=color, linewidth=0.5 * linewidth, label=label, zorder=zorder)
     elif shape.edges is not None:
         segments = points[shape.edges.cpu().numpy()]
-        collection = LineCollection(segments, colors=color, linewidths=linewidth, label=label, zorder=zorder,
+        # an explicit colour would keep matplotlib from mapping the values to the lines
+        collection = LineCollection(segments, colors=None if values is not None else color, linewidths=linewidth,
+                                    label=label, zorder=zorder,
                                     linestyles=linestyle, capstyle="round", joinstyle="round")
         if values is not None:
             collection.set_array(values[shape.edges.cpu().numpy()].mean(axis=1))
@@ -278,7 +290,8 @@ def _finish_2d_axes(ax, units, limits=None):
 
 
 def _plot_2d(shapes, values, colors, labels, screenshot, title, units, show_landmarks, cmap, clim,
-             scalars_title, window_size, line_widths):
+             scalars_title, window_size, line_widths, overlay=None):
+    """The 2D branch of :func:`plot`; ``overlay(ax, linewidths)`` may draw more on the axes."""
     from matplotlib.colors import Normalize
 
     fig = _new_figure(window_size)
@@ -288,6 +301,8 @@ def _plot_2d(shapes, values, colors, labels, screenshot, title, units, show_land
     for shape, v, color, label, width in zip(shapes, values, colors, labels, line_widths):
         m = _draw_2d(ax, shape, color, label, v, cmap, norm, linewidth=width, show_landmarks=show_landmarks)
         mappable = m or mappable
+    if overlay is not None:
+        overlay(ax, line_widths)
     _finish_2d_axes(ax, units, _limits_2d(shapes))
     if any(label is not None for label in labels):
         # below the axes, where it cannot hide a shape
@@ -347,25 +362,29 @@ def _diagonal(shapes) -> float:
 
 
 def _add_3d(plotter, shape, color, values=None, cmap="viridis", clim=None, scalars_title=None, opacity=1.0,
-            show_edges=False, show_landmarks=True, landmark_radius=1.0, scalar_bar=True, line_width=4):
+            show_edges=False, show_landmarks=True, landmark_radius=1.0, scalar_bar=True, line_width=4,
+            mesh_kwargs=None):
+    """Add ``shape`` to ``plotter``; ``mesh_kwargs`` go to ``add_mesh`` (e.g. ``nan_color``). Returns the actor."""
     mesh = shape.to_pyvista()
     kwargs = dict(opacity=opacity, smooth_shading=shape.kind == "mesh", show_edges=show_edges)
     if shape.kind == "curve":
         kwargs.update(line_width=line_width, render_lines_as_tubes=True)
     elif shape.kind == "cloud":
         kwargs.update(point_size=8, render_points_as_spheres=True, style="points")
+    kwargs.update(mesh_kwargs or {})
     if values is not None:
         name = scalars_title or "scalars"
         mesh.point_data[name] = values
-        plotter.add_mesh(mesh, scalars=name, cmap=cmap, clim=clim, show_scalar_bar=scalar_bar,
-                         scalar_bar_args=dict(title=name, color="black", vertical=True, position_x=0.8,
-                                              position_y=0.15, height=0.6, width=0.06, title_font_size=16,
-                                              label_font_size=14, fmt=_bar_format(clim, values)),
-                         **kwargs)
+        actor = plotter.add_mesh(mesh, scalars=name, cmap=cmap, clim=clim, show_scalar_bar=scalar_bar,
+                                 scalar_bar_args=dict(title=name, color="black", vertical=True, position_x=0.8,
+                                                      position_y=0.15, height=0.6, width=0.06, title_font_size=16,
+                                                      label_font_size=14, fmt=_bar_format(clim, values)),
+                                 **kwargs)
     else:
-        plotter.add_mesh(mesh, color=color, **kwargs)
+        actor = plotter.add_mesh(mesh, color=color, **kwargs)
     if show_landmarks and shape.landmarks is not None:
         plotter.add_mesh(_landmark_spheres(shape, landmark_radius), color=_LANDMARK_COLOR, smooth_shading=True)
+    return actor
 
 
 def _bar_format(clim, values) -> str:
@@ -375,7 +394,8 @@ def _bar_format(clim, values) -> str:
     return "%.1f" if span >= 2 else "%.2f" if span >= 0.2 else "%.3g"
 
 
-def _decorate_3d(plotter, title, legend, units, font_size=12, camera_position=None):
+def _decorate_3d(plotter, title, legend, units, font_size=12, camera_position=None, bounds=None):
+    """Title, legend (lower right) and labelled axes around ``bounds`` (default: what the renderer shows)."""
     if title:
         plotter.add_text(title, position="upper_edge", font_size=font_size, color="black")
     if legend:
@@ -392,7 +412,7 @@ def _decorate_3d(plotter, title, legend, units, font_size=12, camera_position=No
     along_view = {"xy": "z", "yx": "z", "xz": "y", "zx": "y", "yz": "x", "zy": "x"}.get(
         camera_position if isinstance(camera_position, str) else None
     )
-    bounds, n_labels = _nice_bounds(plotter.renderer.bounds)
+    bounds, n_labels = _nice_bounds(plotter.renderer.bounds if bounds is None else bounds)
     plotter.show_bounds(
         bounds=bounds,
         xtitle=_axis_label("x", units), ytitle=_axis_label("y", units), ztitle=_axis_label("z", units),
@@ -418,7 +438,8 @@ def _nice_bounds(bounds):
     return [v for pair in zip(low, high) for v in pair], n_labels
 
 
-def _set_camera(plotter, camera_position):
+def _set_camera(plotter, camera_position, bounds=None):
+    """Point the camera (isometric by default) at ``bounds`` (default: what the renderer shows)."""
     if camera_position is None:
         plotter.view_isometric()
     else:
@@ -426,10 +447,10 @@ def _set_camera(plotter, camera_position):
     if isinstance(camera_position, str) and camera_position in ("xy", "xz", "yz", "yx", "zx", "zy"):
         # views along an axis: no perspective, so that the axes' ticks measure the shape
         plotter.enable_parallel_projection()
-        plotter.reset_camera()
+        plotter.reset_camera(bounds=bounds)
         plotter.camera.zoom(1.05)  # parallel views fit the bounding sphere, leaving wide margins
     else:
-        plotter.reset_camera()
+        plotter.reset_camera(bounds=bounds)
         plotter.camera.zoom(0.9)  # room for the axes' labels
 
 
@@ -444,12 +465,18 @@ def _finish_plotter(plotter, screenshot):
 
 
 def _plot_3d(shapes, values, colors, labels, screenshot, title, units, show_landmarks, cmap, clim,
-             scalars_title, window_size, camera_position, opacity, show_edges, line_widths):
+             scalars_title, window_size, camera_position, opacity, show_edges, line_widths, mesh_kwargs=None,
+             overlay=None):
+    """The 3D branch of :func:`plot`; ``overlay(plotter, actors)`` may add to the scene before the axes."""
     plotter = _plotter(screenshot, window_size)
     radius = 0.008 * _diagonal(shapes)
-    for shape, v, color, width in zip(shapes, values, colors, line_widths):
+    actors = [
         _add_3d(plotter, shape, color, v, cmap, clim, scalars_title, opacity, show_edges, show_landmarks, radius,
-                line_width=width)
+                line_width=width, mesh_kwargs=mesh_kwargs)
+        for shape, v, color, width in zip(shapes, values, colors, line_widths)
+    ]
+    if overlay is not None:
+        overlay(plotter, actors)
     legend = [(label, color) for label, color in zip(labels, colors)]
     if show_landmarks and any(s.landmarks is not None for s in shapes) and any(labels):
         legend.append(("landmarks", _LANDMARK_COLOR))
