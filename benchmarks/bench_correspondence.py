@@ -34,7 +34,7 @@ Contenders
      ``transform`` (``multiscale=[250]`` at this stage gave the same error
      for 25% more time);
   3. each morphed vertex is moved to its closest point on the target surface
-     (``_correspondence_mesh.project_onto_mesh``; no correspondence used).
+     (``skshapes.dysmorphology.closest_points_on_mesh``; no correspondence used).
      The error is printed before ("flow") and after ("+ proj") this step.
 
 - ``MeshMonk`` 0.3.0 (``pip install meshmonk``) in the best configuration of
@@ -64,7 +64,9 @@ import time
 import numpy as np
 import torch
 
-from _correspondence_mesh import apply_pose, project_onto_mesh, random_poses
+from _correspondence_mesh import apply_pose, random_poses
+
+from skshapes.dysmorphology import closest_points_on_mesh
 
 
 def parse_args():
@@ -132,7 +134,7 @@ def skshapes_pipeline(template, target, quick=False):
 
     # Stage 3: closest point on the target surface.
     start = time.perf_counter()
-    projected = project_onto_mesh(flow, target.points.double().numpy(), target.triangles.numpy())
+    projected = closest_points_on_mesh(flow, target.points.double().numpy(), target.triangles.numpy())
     times["projection"] = time.perf_counter() - start
     return flow, projected, times
 
@@ -241,7 +243,7 @@ def main():
             start = time.perf_counter()
             morphed = meshmonk_pipeline(meshmonk, vertices, triangles, truth)
             seconds["MeshMonk"].append(time.perf_counter() - start)
-            theirs = [morphed, project_onto_mesh(morphed, truth, target_triangles)]
+            theirs = [morphed, closest_points_on_mesh(morphed, truth, target_triangles)]
             theirs = [np.linalg.norm(p - truth, axis=1) for p in theirs]
             results["MeshMonk"].append(theirs[0])
             results["MeshMonk + proj"].append(theirs[1])
