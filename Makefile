@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test bench clean
+.PHONY: demo test docs bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The documentation site in site/ (open site/index.html), with the examples' pictures and the executed tutorials.
+docs: $(STAMP)
+	$(PY) docs/gen_gallery.py
+	$(VENV)/bin/mkdocs build --strict
+
 # The peers of benchmarks/ (not dependencies of the package): MeshMonk and nilearn in .venv; skshapes 0.3 shares
 # our import name, so bench_lddmm.py installs it in its own virtualenv. Results: benchmarks/RESULTS.md.
 bench: $(STAMP)
@@ -34,4 +39,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_lddmm.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache site docs/_cache
