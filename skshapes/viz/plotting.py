@@ -8,6 +8,8 @@ back.
 
 from __future__ import annotations
 
+import functools
+
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -333,10 +335,24 @@ def _save_figure(fig, screenshot):
 
 
 # -------------------------------------------------------------------- 3D
+@functools.lru_cache(maxsize=None)
+def _quiet_offscreen_vtk():
+    """Without a display, VTK warns on stderr ("bad X server connection") before it falls back to off-screen
+    rendering, which works: keep VTK's errors on stderr, drop its warnings (once, for the process)."""
+    try:
+        from vtkmodules.vtkCommonCore import vtkLogger
+
+        vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_ERROR)
+    except ImportError:  # pragma: no cover - VTK builds without the logger
+        pass
+
+
 def _plotter(screenshot, window_size, shape=(1, 1), **kwargs):
     import pyvista
 
     off_screen = True if screenshot is not None else bool(pyvista.OFF_SCREEN)
+    if off_screen:
+        _quiet_offscreen_vtk()
     plotter = pyvista.Plotter(off_screen=off_screen, window_size=list(window_size), shape=shape, border=False,
                               **kwargs)
     plotter.set_background("white")
