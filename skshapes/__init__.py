@@ -18,6 +18,8 @@ __version__ = "0.1.0.dev0"
 _LAZY = {
     "PolyData": "skshapes.shapes",
     "read": "skshapes.shapes",
+    "ShapeFileError": "skshapes.shapes",
+    "MeshQualityWarning": "skshapes.shapes",
     "Loss": "skshapes.losses",
     "SinkhornLoss": "skshapes.losses",
     "NearestNeighborsLoss": "skshapes.losses",

@@ -222,3 +222,204 @@ def test_mesh_decimation_replays_on_a_moved_copy():
     assert torch.equal(shifted.landmarks, small.landmarks)
     with pytest.raises(ValueError, match="n_points"):
         decimate(sphere, 0)
+
+
+# ------------------------------------------------------------------ hostile and malformed files
+def _hostile_files():
+    """(name, bytes, expected message) for each kind of malformed file that read() documents."""
+    tiny_vtk = b"# vtk DataFile Version 4.2\nt\nASCII\nDATASET POLYDATA\n"
+    ply_head = b"ply\nformat binary_little_endian 1.0\nelement vertex %d\nproperty float x\nproperty float y\nproperty float z\n"
+    vtp = (
+        b'<?xml version="1.0"?>\n<VTKFile type="PolyData" version="0.1" byte_order="LittleEndian" header_type="UInt32"%s>'
+        b'<PolyData><Piece NumberOfPoints="%d" NumberOfPolys="0"><Points>'
+        b'<DataArray type="Float32" NumberOfComponents="3" format="binary">%s</DataArray>'
+        b"</Points></Piece></PolyData></VTKFile>\n"
+    )
+    import base64
+    import zlib
+
+    bomb_header = np.array([1, 10**9 % 2**32, 10**9 % 2**32, 20], dtype="<u4").tobytes()
+    blocks_header = np.array([2**32 - 1, 4096, 0], dtype="<u4").tobytes()
+    return [
+        ("empty.vtk", b"", "empty"),
+        ("absurd_points.vtk", tiny_vtk + b"POINTS 1000000000000 float\n0 0 0\n", "3000000000000 values declared"),
+        ("absurd_binary_points.vtk", (tiny_vtk.replace(b"ASCII", b"BINARY") + b"POINTS 1099511627776 float\n\0\0\0\0"),
+         "bytes left in the file"),
+        ("wrong_cell_size.vtk", tiny_vtk + b"POINTS 3 float\n0 0 0 1 0 0 0 1 0\nPOLYGONS 2 9\n3 0 1 2 3 0 1 2\n",
+         "9 values declared"),
+        ("cell_beyond_values.vtk", tiny_vtk + b"POINTS 3 float\n0 0 0 1 0 0 0 1 0\nPOLYGONS 1 4\n7 0 1 2\n",
+         "beyond the 4 values"),
+        ("index_out_of_range.vtk", tiny_vtk + b"POINTS 3 float\n0 0 0 1 0 0 0 1 0\nPOLYGONS 1 4\n3 0 1 9\n",
+         "out of range: found \\[0, 9\\] for 3 points"),
+        ("nan.vtk", tiny_vtk + b"POINTS 3 float\n0 0 0 nan 0 0 0 1 0\nPOLYGONS 1 4\n3 0 1 2\n", "NaN or inf"),
+        ("inf.obj", b"v 0 0 0\nv 1 0 inf\nv 0 1 0\nf 1 2 3\n", "NaN or inf"),
+        ("float32_overflow.obj", b"v 0 0 0\nv 1 0 1e300\nv 0 1 0\nf 1 2 3\n", "NaN or inf"),
+        ("long_line.vtk", b"# vtk DataFile Version 4.2\n" + b"x" * (1 << 20), "longer than"),
+        ("unknown_keyword.vtk", tiny_vtk + b"POINTS 1 float\n0 0 0\nBANANAS 3\n", "unexpected keyword 'BANANAS'"),
+        ("volume.vtk", (b"# vtk DataFile Version 4.2\nt\nASCII\nDATASET UNSTRUCTURED_GRID\nPOINTS 4 float\n"
+                        b"0 0 0 1 0 0 0 1 0 0 0 1\nCELLS 1 5\n4 0 1 2 3\nCELL_TYPES 1\n10\n"), "volume"),
+        ("absurd_vertices.ply", ply_head % (2**32 - 1) + b"end_header\n" + b"\0" * 12, "only 12 bytes left"),
+        ("absurd_faces.ply", (b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\n"
+                              b"property float z\nelement face 1000000000000\n"
+                              b"property list uchar int vertex_indices\nend_header\n0 0 0\n"),
+         "1000000000000 records declared"),
+        ("no_end_header.ply", b"ply\nformat ascii 1.0\ncomment " + b"x" * (2 << 20), "no 'end_header'"),
+        ("trailing.ply", ply_head % 1 + b"end_header\n" + b"\0" * 12 + b"GARBAGE", "7 bytes after the last element"),
+        ("short_face.obj", b"v 0 0 0\nv 1 0 0\nf 1 2\n", "a face needs at least 3 vertices"),
+        ("huge_polygon.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf " + b" ".join([b"1 2 3"] * 30000) + b"\n",
+         "a polygon with 90000 vertices"),
+        ("index_zero.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 0 1 2\n", "OBJ indices start at 1"),
+        ("out_of_range.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 4\n", "out of range"),
+        ("absurd_count.stl", b"\0" * 80 + np.array([2**32 - 1], "<u4").tobytes() + b"\0" * 50,
+         "declares 4294967295 triangles"),
+        ("absurd_points.vtp", vtp % (b"", 10**12, base64.b64encode(b"\0" * 16)), "far fewer bytes"),
+        ("zip_bomb.vtp", vtp % (b' compressor="vtkZLibDataCompressor"', 10**9 // 12,
+                                base64.b64encode(bomb_header) + base64.b64encode(zlib.compress(b"\0" * 100))),
+         "(cannot come out of|far fewer bytes)"),
+        ("absurd_blocks.vtp", vtp % (b' compressor="vtkZLibDataCompressor"', 1, base64.b64encode(blocks_header)),
+         "compressed blocks declared"),
+        ("entities.vtp", (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]>'
+                          b'<VTKFile type="PolyData"><PolyData><Piece NumberOfPoints="1">&b;</Piece></PolyData></VTKFile>'),
+         "entity declarations are not allowed"),
+        ("wrong_type.vtp", b'<VTKFile type="ImageData"></VTKFile>', "expected 'PolyData'"),
+    ]
+
+
+@pytest.mark.parametrize("name, data, message", _hostile_files(), ids=[h[0] for h in _hostile_files()])
+def test_malformed_and_hostile_files_raise_value_error_quickly_and_cheaply(tmp_path, name, data, message):
+    import time
+    import tracemalloc
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ValueError, match=message) as raised:
+            sks.read(path)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(raised.value) and isinstance(raised.value, sks.shapes.ShapeFileError)
+    assert elapsed < 2.0, f"{elapsed:.2f} s"
+    assert peak < 64 * 2**20 + 8 * len(data), f"peak allocation {peak / 2**20:.1f} MiB"
+
+
+def test_polygons_and_strips_are_triangulated_and_polylines_split(tmp_path):
+    path = tmp_path / "mixed.vtk"
+    path.write_bytes(
+        b"# vtk DataFile Version 4.2\nt\nASCII\nDATASET POLYDATA\nPOINTS 6 float\n"
+        b"0 0 0 1 0 0 1 1 0 0 1 0 2 0 0 2 1 0\nPOLYGONS 1 5\n4 0 1 2 3\nTRIANGLE_STRIPS 1 5\n4 1 4 2 5\n"
+        b"LINES 1 4\n3 0 1 4\n"
+    )
+    shape = sks.read(path)
+    assert shape.n_triangles == 4 and shape.edges.tolist() == [[0, 1], [1, 4]]
+    assert_close(shape.triangle_areas.sum(), torch.tensor(2.0), rtol=1e-6)
+    obj = tmp_path / "quad.obj"
+    obj.write_bytes(b"v 0 0 0\nv 1 0 0\nv 1 1 0 0.5 0.5 0.5\nv 0 1 0\nvt 0 0\nf 1/1 2/1 3/1 -1/1\nl 1 2 3\n")
+    shape = sks.read(obj, dim=3)
+    assert shape.n_triangles == 2 and shape.edges.tolist() == [[0, 1], [1, 2]]
+
+
+def _defective_mesh():
+    """A square (2 triangles) plus a duplicated triangle, a zero-area triangle and a flap on edge (0, 2)."""
+    points = np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0.5, 0.5, 1], [2, 2, 0], [3, 3, 0]])
+    triangles = np.array([[0, 1, 2], [0, 2, 3], [2, 1, 0], [2, 5, 6], [0, 2, 4], [4, 4, 1]])
+    return sks.PolyData(points, triangles=triangles, landmarks=[4, 6], point_data={"id": np.arange(7)})
+
+
+def test_defects_warn_on_read_and_clean_removes_them(tmp_path):
+    from skshapes.shapes import MeshQualityWarning, find_defects
+
+    shape = _defective_mesh()
+    assert find_defects(shape) == {"degenerate_triangles": 2, "duplicated_triangles": 1, "non_manifold_edges": 1}
+    path = tmp_path / "defects.vtk"
+    shape.save(path)
+    with pytest.warns(MeshQualityWarning, match="2 degenerate triangles.*1 duplicated.*1 non-manifold"):
+        sks.read(path)
+    with pytest.warns(MeshQualityWarning, match="1 non-manifold") as record:
+        cleaned = sks.read(path, clean=True)
+    assert "degenerate" not in str(record[0].message)
+    assert cleaned.n_triangles == 3 and find_defects(cleaned) == {"non_manifold_edges": 1}
+    # vertex 5 only served the zero-area triangle: dropped; vertex 6 too, but it is a landmark
+    assert cleaned.n_points == 6 and cleaned.point_data["id"].tolist() == [0, 1, 2, 3, 4, 6]
+    assert cleaned.landmark_points.tolist() == [[0.5, 0.5, 1.0], [3.0, 3.0, 0.0]]
+
+
+def test_clean_merges_close_vertices_and_keeps_order_landmarks_and_dtype():
+    points = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1e-9, 0], [1, 1, 0]], dtype=torch.float64)
+    square = sks.PolyData(points, triangles=[[0, 1, 2], [3, 4, 2]], landmarks=[3], point_data={"t": torch.arange(5)})
+    exact = square.clean()
+    assert exact.n_points == 5 and torch.equal(exact.triangles, square.triangles)
+    merged = square.clean(tolerance=1e-6)
+    assert merged.dtype == torch.float64 and merged.n_points == 4
+    assert merged.triangles.tolist() == [[0, 1, 2], [1, 3, 2]]
+    assert merged.landmarks.tolist() == [1] and merged.point_data["t"].tolist() == [0, 1, 2, 4]
+    cloud = sks.PolyData(torch.tensor([[0.0, 0], [1, 0], [0, 0], [2, 0]]))
+    assert cloud.clean().points.tolist() == [[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]]
+    curve = sks.PolyData(torch.tensor([[0.0, 0], [1, 0], [1, 0], [2, 0]]), edges=[[0, 1], [1, 2], [2, 3], [3, 2]])
+    assert curve.clean().edges.tolist() == [[0, 1], [1, 2]]
+    with pytest.raises(ValueError, match="tolerance"):
+        square.clean(tolerance=-1.0)
+    with pytest.raises(TypeError, match="tolerance"):
+        square.clean(tolerance="1")
+    with pytest.raises(ValueError, match="nothing is left"):
+        sks.PolyData(np.zeros((3, 3)), triangles=[[0, 1, 2]]).clean()
+    with pytest.raises(ValueError, match="NaN"):
+        square.with_points(square.points * float("nan")).clean()
+
+
+def test_from_pyvista_checks_connectivity_before_vtk_sees_it():
+    import pyvista
+
+    mesh = pyvista.PolyData(np.zeros((3, 3)), faces=np.array([4, 0, 1, 2, 7]), force_float=True)
+    with pytest.raises(ValueError, match="out of range"):
+        sks.PolyData.from_pyvista(mesh)
+
+
+def test_unknown_extensions_go_to_meshio_and_fail_cleanly(tmp_path):
+    off = tmp_path / "tri.off"
+    off.write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
+    assert sks.read(off, dim=3).n_triangles == 1
+    junk = tmp_path / "junk.msh"
+    junk.write_bytes(b"$MeshFormat\n4.1 0 8\n$EndMeshFormat\n$Nodes\n1 999999999999 1 9\n")
+    with pytest.raises(ValueError, match="junk.msh"):
+        sks.read(junk)
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["ascii", "binary"])
+@pytest.mark.parametrize("extension", [".vtk", ".vtp"])
+def test_string_arrays_and_normals_are_skipped_other_arrays_kept(tmp_path, binary, extension):
+    import pyvista
+
+    mesh = pyvista.Sphere(theta_resolution=5, phi_resolution=5)
+    mesh.point_data["label"] = np.arange(mesh.n_points)
+    mesh.point_data["names"] = [f"vertex {i}" for i in range(mesh.n_points)]
+    mesh.field_data["landmarks"] = np.array([1, 2])
+    mesh.field_data["comment"] = ["a b", "", "c"]
+    mesh.save(tmp_path / f"strings{extension}", binary=binary)
+    shape = sks.read(tmp_path / f"strings{extension}")
+    assert sorted(shape.point_data) == ["label"] and shape.landmarks.tolist() == [1, 2]
+    assert shape.point_data["label"].tolist() == list(range(mesh.n_points))
+
+
+@pytest.mark.parametrize("fmt", ["ascii", "binary_little_endian"])
+def test_ply_with_polygons_texture_lists_and_face_colours(tmp_path, fmt):
+    import struct
+
+    header = (
+        f"ply\nformat {fmt} 1.0\ncomment extra elements and list types\nelement vertex 5\nproperty float x\n"
+        "property float y\nproperty float z\nproperty uchar quality\nelement face 2\n"
+        "property list uchar int vertex_indices\nproperty list uchar float texcoord\nproperty uchar red\nend_header\n"
+    ).encode()
+    if fmt == "ascii":
+        body = b"0 0 0 1\n1 0 0 2\n1 1 0 3\n0 1 0 4\n2 0 0 5\n3 1 4 2 6 .1 .2 .3 .4 .5 .6 255\n4 0 1 2 3 2 .5 .5 7\n"
+    else:
+        points = SQUARE.tolist() + [[2.0, 0.0, 0.0]]
+        body = b"".join(struct.pack("<3fB", *p, q) for p, q in zip(points, [1, 2, 3, 4, 5]))
+        body += struct.pack("<B3iB6fB", 3, 1, 4, 2, 6, *[0.1] * 6, 255) + struct.pack("<B4iB2fB", 4, 0, 1, 2, 3, 2, 0.5, 0.5, 7)
+    (tmp_path / "square.ply").write_bytes(header + body)
+    shape = sks.read(tmp_path / "square.ply", dim=3)
+    assert shape.n_triangles == 3 and shape.point_data["quality"].tolist() == [1, 2, 3, 4, 5]
+    assert_close(shape.point_weights.sum(), torch.tensor(1.5), rtol=1e-6)  # a square and a half

@@ -14,8 +14,10 @@ class PolyData:
     ----------
     points : array-like, shape (N, D)
         Vertex coordinates, D = 2 or 3, in the data's units (mm for the
-        bundled faces). float32 and float64 are kept; integers become float32.
-        numpy arrays and torch tensors are accepted and always copied.
+        bundled faces). float32 is the default: integers and nested Python
+        sequences become float32; float32 and float64 arrays and tensors
+        keep their dtype (float64 is opt-in). numpy arrays and torch tensors
+        are accepted and always copied.
     triangles : array-like of int, shape (T, 3), optional
         Vertex indices of triangles (counter-clockwise for outward normals).
     edges : array-like of int, shape (E, 2), optional
@@ -240,6 +242,28 @@ class PolyData:
         from .decimation import decimate
 
         return decimate(self, n_points)[0]
+
+    def clean(self, tolerance: float = 0.0) -> PolyData:
+        """A copy without duplicate vertices, degenerate or duplicated cells, or unused vertices.
+
+        Vertices closer than ``tolerance`` (units of the points; 0: exact
+        duplicates) are merged by :meth:`pyvista.PolyData.clean`; triangles
+        of zero area and repeated triangles (any order or orientation) are
+        dropped with trimesh's criteria, segments likewise; vertices that
+        no cell uses are dropped, landmarks excepted. Vertex order, landmarks
+        and ``point_data`` follow. See :func:`skshapes.shapes.clean`.
+
+        Raises
+        ------
+        ValueError
+            If ``tolerance`` is negative or not finite, the points are not
+            finite, or nothing is left (every cell degenerate).
+        TypeError
+            If ``tolerance`` is not a real number.
+        """
+        from .cleaning import clean
+
+        return clean(self, tolerance)
 
     def to_pyvista(self):
         """A :class:`pyvista.PolyData` (2D points get z = 0; landmarks go to field data)."""

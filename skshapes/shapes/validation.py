@@ -39,8 +39,9 @@ def as_tensor(value, name: str) -> torch.Tensor:
 def check_points(points, name: str = "points") -> torch.Tensor:
     """Validate a point array of shape (N, D), D in {2, 3}, finite, non-empty.
 
-    Float32 and float64 are kept as they are (float64 is opt-in); integer
-    coordinates become float32.
+    float32 is the default: integer coordinates and nested Python sequences
+    of floats become float32 (as with :func:`torch.tensor`); float64 arrays
+    and tensors are kept as they are (float64 is opt-in).
 
     Raises
     ------
@@ -50,6 +51,8 @@ def check_points(points, name: str = "points") -> torch.Tensor:
         If it is empty, not (N, 2) or (N, 3), or holds NaN or inf.
     """
     tensor = as_tensor(points, name)
+    if tensor.dtype == torch.float64 and not isinstance(points, (np.ndarray, torch.Tensor)):
+        tensor = tensor.to(torch.float32)  # a list of Python floats carries no dtype: the default applies
     if tensor.dtype not in _FLOAT_DTYPES:
         if tensor.is_complex():
             raise TypeError(f"{name} must be real, got dtype {tensor.dtype}")
