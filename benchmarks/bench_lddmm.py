@@ -54,20 +54,22 @@ the skulls, when the line search fails on the inexact Sinkhorn gradient).
 Timings: each side runs each problem in a fresh process (``torch`` one thread,
 ``OMP_NUM_THREADS=1``), fits once ("first call"), then ``--repeats`` more times
 ("warm": the median). Each side has its own KeOps cache folder
-(``KEOPS_CACHE_FOLDER``), empty at the start of the run: the first problem of
-each dimension (first skull, face) therefore includes the compilation of every
-KeOps formula it needs (marked †), the later ones find them on disk. Ours uses
-no KeOps formula at these sizes (dense torch below 4e6 point pairs, see
-``skshapes.reductions.KEOPS_MIN_PAIRS``); skshapes 0.3 always uses KeOps for its
-kernels. Imports are not timed. The machine's load average is printed: on a
-shared machine the timings move with it.
+(``KEOPS_CACHE_FOLDER``), empty at the start of the run: a first call that
+compiles KeOps formulas (files appear in that folder) is marked †, the later
+problems find them on disk. skshapes 0.3 always uses KeOps for its kernels (†
+on the first skull and on the face). Ours picks dense torch or KeOps per
+operation and size (``skshapes.reductions.choose_backend``): dense torch at
+these sizes with the thresholds of 2026-11-23, its only compilation being the
+one-formula check of ``keops_available()`` on its first call (†). Imports are
+not timed. The machine's load average is printed: on a shared machine the
+timings move with it.
 
-``--proposed-fixes`` adds a third contender, our library with changes applied at
-run time by ``_lddmm_proposed_fixes.py`` (see its docstring): a dense Sinkhorn
-soft-min that avoids torch's slow path for underflowing ``exp`` (not in the
-library yet), and an L-BFGS closure that reuses the evaluation at which the
-previous line search stopped (in the library since commit 7d0c5cc, in a
-one-evaluation form).
+The speed-ups once measured here as run-time patches (``--proposed-fixes``,
+removed) are in the library: the clamped dense soft-min and the cached target
+term of ``SinkhornLoss`` (``skshapes/losses/sinkhorn.py``), and the L-BFGS
+closure that reuses the evaluation at which the previous line search stopped
+(``skshapes.optimization._stepper``; the patch kept the last 4 evaluations, which
+would save 0-2 of the 60-143 evaluations of a skull fit here).
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ def _same_problem(path: Path, source, target, settings) -> bool:
 
 
 # ----------------------------------------------------------------- ours
-def ours_worker(problem_path: str, out_path: str, repeats: int, proposed_fixes: bool) -> None:
+def ours_worker(problem_path: str, out_path: str, repeats: int) -> None:
     """Runs in a fresh process: first fit, then ``repeats`` warm fits; writes the last result."""
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -214,11 +216,6 @@ def ours_worker(problem_path: str, out_path: str, repeats: int, proposed_fixes: 
     import skshapes.losses  # noqa: F401
     import skshapes.registration  # noqa: F401
 
-    if proposed_fixes:
-        sys.path.insert(0, str(HERE))
-        import _lddmm_proposed_fixes
-
-        _lddmm_proposed_fixes.apply()
     import_seconds = time.perf_counter() - start
     problem = np.load(problem_path)
     settings = json.loads(str(problem["settings"]))
@@ -354,6 +351,10 @@ def machine() -> str:
     return f"{cpu_model()}, torch {torch.__version__}, 1 torch thread per process"
 
 
+def _keops_files(cache: Path) -> int:
+    return sum(1 for path in cache.rglob("*") if path.is_file())
+
+
 def _seconds(result, key, dagger=False):
     if "error" in result:
         return result["error"] if result.get("timed_out") else "failed"
@@ -383,14 +384,15 @@ def print_tables(rows, contenders):
         peer = row["skshapes 0.3"]
         for name in contenders:
             ours = row[name]
+            ours_first, peer_first = (_seconds(r, "first_s", r.get("compiled")) for r in (ours, peer))
             print(
-                f"| {row['name']} | {name} | {_seconds(ours, 'first_s', row['cold'])} | {_seconds(ours, 'warm_s')} "
-                f"| {_loss(ours, 2)} | {_seconds(peer, 'first_s', row['cold'])} | {_seconds(peer, 'warm_s')} "
+                f"| {row['name']} | {name} | {ours_first} | {_seconds(ours, 'warm_s')} "
+                f"| {_loss(ours, 2)} | {peer_first} | {_seconds(peer, 'warm_s')} "
                 f"| {_loss(peer, 2)} | {_ratio(peer, ours, 'first_s')} | {_ratio(peer, ours, 'warm_s')} "
                 f"| {_ratio(peer, ours, 'warm_cpu_s')} |"
             )
-    print("\n† first problem of its dimension for this side: its first call includes compiling the KeOps "
-          "formulas it needs (skshapes 0.3; ours compiles none at these sizes). CPU time: user + system of "
+    print("\n† this side's first call on this problem compiled KeOps formulas (new files in its KeOps cache "
+          "folder, empty at the start of the run). CPU time: user + system of "
           "the worker and its finished children (the compiler), less sensitive than wall time to the other "
           "jobs on a shared machine.")
     print("\nFinal data loss on three measures of the same shapes (see `data_losses`), deformation cost "
@@ -417,14 +419,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=1, help="warm fits after the first one (median)")
     parser.add_argument("--no-face", action="store_true", help="skulls only")
     parser.add_argument("--peer-timeout", type=float, default=2400.0, help="seconds per skshapes 0.3 process")
-    parser.add_argument("--proposed-fixes", action="store_true", help="also run ours with _lddmm_proposed_fixes")
     parser.add_argument("--workdir", type=Path, help="keep problems and outputs there (default: a temporary folder)")
     parser.add_argument("--reuse-peer", action="store_true", help="reuse skshapes 0.3 outputs found in --workdir")
     parser.add_argument("--json", type=Path, help="also write the results there")
     parser.add_argument("--worker", nargs=3, metavar=("PROBLEM", "OUT", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        ours_worker(args.worker[0], args.worker[1], int(args.worker[2]), args.proposed_fixes)
+        ours_worker(args.worker[0], args.worker[1], int(args.worker[2]))
         return
     torch.set_num_threads(1)
     ensure_peer_venv()
@@ -432,7 +433,7 @@ def main():
     workdir.mkdir(parents=True, exist_ok=True)
     # KeOps (GeomLoss's online backend for the dense data loss) compiles here, not in the user's cache
     os.environ.setdefault("KEOPS_CACHE_FOLDER", str(workdir / "keops-main"))
-    contenders = ["ours"] + (["ours + proposed fixes"] if args.proposed_fixes else [])
+    contenders = ["ours"]
     caches = {name: workdir / f"keops-{i}" for i, name in enumerate([*contenders, "skshapes 0.3"])}
     for name, cache in caches.items():
         if not (name == "skshapes 0.3" and args.reuse_peer):
@@ -459,16 +460,21 @@ def main():
                 if args.reuse_peer and same_problem and out.is_file():
                     saved = np.load(out)
                     result = {**json.loads(str(saved["result"])), "morphed_points": saved["morphed_points"]}
+                    result["compiled"] = row["cold"]  # skshapes 0.3 compiles on the first problem of each dimension
                 else:
                     out.unlink(missing_ok=True)
                     command = [str(PEER_PYTHON), str(PEER_WORKER), str(problem_path), str(out), str(args.repeats)]
+                    before = _keops_files(caches[side])
                     result = run_side(command, out, caches[side], workdir, args.peer_timeout)
                     result["limit"] = args.peer_timeout
+                    result["compiled"] = _keops_files(caches[side]) > before
             else:
                 out.unlink(missing_ok=True)
                 command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(problem_path), str(out),
-                           str(args.repeats)] + (["--proposed-fixes"] if "fixes" in side else [])
+                           str(args.repeats)]
+                before = _keops_files(caches[side])
                 result = run_side(command, out, caches[side], workdir, args.peer_timeout)
+                result["compiled"] = _keops_files(caches[side]) > before
             if "error" not in result:
                 result["losses"] = data_losses(result.pop("morphed_points"), target, {**settings, "source": source})
             row[side] = result

@@ -107,17 +107,49 @@ def _stepper(optimizer, objective):
     last evaluation is cached (values, gradients and the parameters it was
     taken at) and reused when the parameters are unchanged, which halves the
     cost of an iteration whose line search accepts its first step.
+
+    A trial point where the objective is not finite, or where the loss finds
+    a degenerate shape (:class:`~skshapes.losses.sinkhorn.DegenerateMeasureError`:
+    a similarity whose scale underflowed to 0), counts as a loss of +inf with
+    NaN gradients. Torch's strong-Wolfe line search rejects it (any value
+    above the start fails its sufficient-decrease test) and bisects back
+    towards the start of the step (its cubic interpolation falls back to the
+    midpoint when a slope is NaN); a NaN value would pass none of its tests
+    and derail it. Such trial points come from steps that overflow, e.g. a
+    first L-BFGS step of log-scale 400 on a face. A degenerate shape at the
+    starting point is the input's fault: its error is raised.
     """
+    from .losses.sinkhorn import DegenerateMeasureError
+
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     cache = {}
 
     def evaluate():
-        total, data, regularization = objective()
+        try:
+            total, data, regularization = objective()
+        except DegenerateMeasureError:
+            if "at" not in cache:  # the first evaluation: at the starting point, not a trial point
+                raise
+            return reject(math.nan, math.nan)
+        value = total.item()
+        if not math.isfinite(value):
+            return reject(float(data.detach()), float(regularization.detach()))
         total.backward()
-        cache["at"] = [p.detach().clone() for p in parameters]
-        cache["grads"] = [None if p.grad is None else p.grad.detach().clone() for p in parameters]
-        cache["values"] = (total.item(), float(data.detach()), float(regularization.detach()))
+        grads = [None if p.grad is None else p.grad.detach().clone() for p in parameters]
+        remember(value, float(data.detach()), float(regularization.detach()), grads)
         return total.detach()
+
+    def reject(data, regularization):
+        grads = [torch.full_like(p, math.nan) for p in parameters]
+        for parameter, grad in zip(parameters, grads):
+            parameter.grad = grad.clone()
+        remember(math.inf, data, regularization, grads)
+        return torch.tensor(math.inf, dtype=parameters[0].dtype, device=parameters[0].device)
+
+    def remember(value, data, regularization, grads):
+        cache["at"] = [p.detach().clone() for p in parameters]
+        cache["grads"] = grads
+        cache["values"] = (value, data, regularization)
 
     def cached():
         if "at" not in cache or not all(torch.equal(p, a) for p, a in zip(parameters, cache["at"])):

@@ -263,19 +263,26 @@ def test_sinkhorn_keops_matches_torch(dtype, rtol):
 
 
 def test_sinkhorn_auto_backend_is_torch_for_small_problems(monkeypatch):
-    """Below KEOPS_MIN_PAIRS, 'auto' runs GeomLoss's tensorized backend (no compilation)."""
+    """Below KEOPS_MIN_PAIRS, 'auto' runs the dense torch Sinkhorn (no KeOps compilation, no GeomLoss call)."""
     import geomloss
 
+    from skshapes.losses import sinkhorn
+
     seen = []
-    original = geomloss.SamplesLoss.__init__
+    original_dense, original_init = sinkhorn.sinkhorn_divergence_dense, geomloss.SamplesLoss.__init__
 
-    def spy(self, *args, **kwargs):
+    def spy_dense(*args, **kwargs):
+        seen.append("dense")
+        return original_dense(*args, **kwargs)
+
+    def spy_geomloss(self, *args, **kwargs):
         seen.append(kwargs["backend"])
-        original(self, *args, **kwargs)
+        original_init(self, *args, **kwargs)
 
-    monkeypatch.setattr(geomloss.SamplesLoss, "__init__", spy)
+    monkeypatch.setattr(sinkhorn, "sinkhorn_divergence_dense", spy_dense)
+    monkeypatch.setattr(geomloss.SamplesLoss, "__init__", spy_geomloss)
     SinkhornLoss(blur=0.1)(sks.PolyData(cloud(10)), sks.PolyData(cloud(10, seed=1)))
-    assert seen == ["tensorized"]
+    assert seen == ["dense"]
 
 
 @pytest.mark.parametrize(
