@@ -247,6 +247,11 @@ def test_values_and_gradients_stay_finite_on_degenerate_geometry(name, shapes, s
                 loss(shape, shape)
             continue
         for target in (shape, shape.with_points(shape.points + torch.from_numpy(shift))):
+            if name in MEASURE_LOSSES and float(target.point_weights.sum()) == 0:
+                # a sliver of area ~1e-17 can round to exactly 0 once shifted: a measure of mass 0, documented
+                with pytest.raises(ValueError, match="total point weight"):
+                    loss(shape, target)
+                continue
             _finite_value_and_gradient(loss, shape, target)
 
 
