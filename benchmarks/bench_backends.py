@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import math
 import os
 import statistics
@@ -274,7 +275,7 @@ def auto_check(operation, results):
     """Rows 'N: auto picks X, X/fastest = r' with the current THRESHOLDS."""
     from skshapes.reductions import choose_backend
 
-    op = {"knn-queries": "knn", "kernel-first-order": "kernel"}.get(operation, operation)
+    op = {"knn-queries": "knn"}.get(operation, operation)
     rows = []
     for n, row in sorted(results.items()):
         timed = {b: t for b, t in row.items() if t is not None}
@@ -293,7 +294,14 @@ def main():
     parser.add_argument("--max-seconds", type=float, default=100.0, help="skip a backend predicted to take longer")
     parser.add_argument("--quick", action="store_true", help="N <= 1,000 only")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (default 1, see PEERS.md)")
+    parser.add_argument("--save", help="write the timings to this JSON file")
+    parser.add_argument("--report", help="print the tables of a saved JSON file with the current thresholds, and exit")
     args = parser.parse_args()
+    if args.report:
+        with open(args.report) as file:
+            saved = json.load(file)["results"]
+        print_tables({op: {int(n): row for n, row in results.items()} for op, results in saved.items()})
+        return
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[variable] = str(args.threads)
     torch.set_num_threads(args.threads)
@@ -314,7 +322,14 @@ def main():
             sizes = [n for n in sizes if n <= 1_000]
         all_results[operation] = measure(operation, sizes, args.repeats, args.max_seconds)
     print(f"\nload average at end {os.getloadavg()}\n")
+    if args.save:
+        with open(args.save, "w") as file:
+            json.dump({"date": str(datetime.date.today()), "results": all_results}, file, indent=1)
+    print_tables(all_results)
 
+
+def print_tables(all_results):
+    """Per operation: the timings, the fastest backend, what "auto" picks now; the crossovers; the thresholds."""
     for operation, results in all_results.items():
         names = backends_of(operation)
         unit = {"varifold": "N (triangles)", "knn-queries": f"N (queries, M = {QUERY_REFERENCE:,})"}.get(operation, "N")

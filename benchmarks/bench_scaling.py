@@ -108,7 +108,7 @@ def gaussian(n, seed, shift=0.0):
 
 
 def sphere(n_vertices, radius=1.0):
-    """A ``pyvista.Sphere`` with about ``n_vertices`` vertices (t^2 - 2t + 2 for resolution t), as a float32 PolyData."""
+    """A ``pyvista.Sphere`` with about ``n_vertices`` vertices (t^2 - 2t + 2 at resolution t), float32 PolyData."""
     import pyvista
 
     import skshapes as sks
@@ -273,7 +273,7 @@ def run(operation, n, threads, timeout):
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     command = [sys.executable, __file__, "--worker", operation, str(n), "--threads", str(threads)]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return None, f"timed out after {timeout:.0f} s"
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
@@ -321,8 +321,9 @@ def main():
     from _machine import cpu_model
 
     print(f"# Scaling, {datetime.date.today()}: {cpu_model()}, {args.threads} thread(s), torch {torch.__version__}")
-    print(f"load average at start {os.getloadavg()}; available memory "
-          f"{int(open('/proc/meminfo').read().split('MemAvailable:')[1].split()[0]) / 1e6:.1f} GB\n")
+    with open("/proc/meminfo") as meminfo:
+        available = int(meminfo.read().split("MemAvailable:")[1].split()[0]) * 1024
+    print(f"load average at start {os.getloadavg()}; available memory {available / 1e9:.1f} GB\n")
     report = {}
     for operation in args.ops:
         spec = OPERATIONS[operation]
