@@ -8,7 +8,15 @@ import pytest
 import torch
 from conftest import assert_close, assert_relative_close
 
-from skshapes.reductions import KEOPS_MIN_PAIRS, THRESHOLDS, Rule, choose_backend, kernel_product, keops_available, knn
+from skshapes.reductions import (
+    KEOPS_MIN_PAIRS,
+    THRESHOLDS,
+    Rule,
+    choose_backend,
+    keops_available,
+    kernel_product,
+    knn,
+)
 
 needs_keops = pytest.mark.skipif(not keops_available(), reason="pykeops does not compile here")
 # float64 agrees to round-off; float32 sums of ~100 terms to ~1e-6 relative (STYLE: rtol 1e-4 for float32 reductions)
@@ -193,7 +201,7 @@ def first_rule(operation, name, device="cpu"):
     return next(rule for rule in THRESHOLDS[device][operation] if rule.backend == name)
 
 
-@pytest.mark.parametrize("operation", ["kernel", "sinkhorn", "varifold"])
+@pytest.mark.parametrize("operation", ["kernel", "kernel-first-order", "sinkhorn", "varifold"])
 def test_auto_backend_follows_the_pair_thresholds(keops_works, operation):
     # dim=4: no multiscale Sinkhorn (it clusters points in 1 to 3 dimensions), so only the KeOps rule remains
     threshold = first_rule(operation, "keops").min_pairs
@@ -262,10 +270,11 @@ def test_sinkhorn_multiscale_backend_close_to_online():
     """GeomLoss's multiscale backend (coarse iterations on clusters, kernel truncation) against its online one.
 
     Not equal to round-off: the multiscale loop runs its first iterations on clusters, then truncates.
-    Measured here (500 points per 3D cloud, blur 0.1, scaling 0.9, float32): the values differ by 4.2e-4 and the
-    gradients by 2.5e-2 (relative norms). That is below the distance of either backend to converged entropic OT
+    Measured here (500 points per 3D cloud, blur 0.1, scaling 0.9, float32): the values differ by 6.2e-4 and the
+    gradients by 3.8e-2 (relative norms). That is below the distance of either backend to converged entropic OT
     at such settings (measured at 1,000 points, blur 0.05, scaling 0.9: ~3e-3 on the value and ~0.14 on the
-    gradient for both, see SinkhornLoss's docstring), hence bounds at about twice the measured differences.
+    gradient for both, see SinkhornLoss's docstring), hence bounds at about three and two times the measured
+    differences.
     """
     import skshapes as sks
 
@@ -278,20 +287,20 @@ def test_sinkhorn_multiscale_backend_close_to_online():
         (gradient,) = torch.autograd.grad(value, points)
         assert value.dtype == gradient.dtype == torch.float32
         results[backend] = (value.detach(), gradient)
-    assert_relative_close(results["multiscale"][0], results["keops"][0], 1e-3, name="value")
+    assert_relative_close(results["multiscale"][0], results["keops"][0], 2e-3, name="value")
     assert_relative_close(results["multiscale"][1], results["keops"][1], 7e-2, name="gradient")
 
 
 def test_auto_sinkhorn_picks_multiscale_in_low_dimension(keops_works):
     multiscale = first_rule("sinkhorn", "multiscale").min_pairs
     online = first_rule("sinkhorn", "keops").min_pairs
-    assert multiscale < online
     assert choose_backend("auto", multiscale - 1, 1, "sinkhorn", dim=3) == "torch"
     assert choose_backend("auto", multiscale, 1, "sinkhorn", dim=3) == "multiscale"
     assert choose_backend("auto", multiscale, 1, "sinkhorn", dim=2) == "multiscale"
     # clusters need D <= 3: online KeOps from its own threshold instead
-    assert choose_backend("auto", multiscale, 1, "sinkhorn", dim=4) == "torch"
+    assert choose_backend("auto", online - 1, 1, "sinkhorn", dim=4) == "torch"
     assert choose_backend("auto", online, 1, "sinkhorn", dim=4) == "keops"
+    assert choose_backend("auto", online, 1, "sinkhorn", device="cuda", dim=4) == "keops"
     with pytest.raises(ValueError, match="1 to 3 dimensions"):
         choose_backend("multiscale", 10, 10, "sinkhorn", dim=4)
     with pytest.raises(ValueError, match="backend must be one of"):

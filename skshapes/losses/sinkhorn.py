@@ -4,7 +4,7 @@ Dense (backend "torch"): the eps-scaling loop of GeomLoss's "tensorized" backend
 written out here with a faster soft-min (:func:`softmin_dense`) and the target's
 debiasing term cached across calls. KeOps (backend "keops"): GeomLoss's "online"
 backend itself. Multiscale (backend "multiscale"): GeomLoss's "multiscale" backend
-(KeOps on clusters, kernel truncation), the fastest for large 3D problems.
+(KeOps on clusters, kernel truncation), for large problems in 1D-3D.
 """
 
 from __future__ import annotations
@@ -139,18 +139,24 @@ class SinkhornLoss(Loss):
     backend: it clusters both clouds, runs the coarse iterations of the
     loop on the clusters and skips, at the fine scale, the pairs of
     clusters that the coarse solution says do not interact (kernel
-    truncation). Its value and gradient are not those of the other
-    backends to round-off, but within their own distance to converged
-    entropic OT: two 3D Gaussian clouds of 1,000 points one unit apart,
-    blur 0.05, against ``scaling=0.995``: at ``scaling=0.8`` the dense loop
+    truncation); it starts its schedule at the bounding box's diagonal
+    (GeomLoss's default) rather than at the rounded diameter of the other
+    backends, which would make its clusters coarser and its fine
+    iterations start at a larger blur (2-3 times slower). Its value and
+    gradient are not those of the other backends to round-off, but
+    within their own distance to converged entropic OT: two 3D Gaussian
+    clouds of 1,000 points one unit apart, blur 0.05, against
+    ``scaling=0.995``: at ``scaling=0.8`` the dense loop
     is off by 9.8e-3 (value) and 0.21 (gradient, relative norm), the
     multiscale backend by 7.7e-3 and 0.19; at 0.95, both by 1.1e-3 and
     0.10; multiscale against online at 0.8: 2e-3 (value), 5-9e-2
-    (gradient) for 1,000-2,000 points. It is also the fastest backend
-    from a few thousand points in 3D (``benchmarks/RESULTS.md``,
-    "Backend thresholds": 2.6 times faster than the dense and online
-    ones at 5,000 points; 1e5-point clouds in minutes on 2 CPU cores,
-    where the online backend would take hours).
+    (gradient) for 1,000-2,000 points. Speed on 2 CPU cores
+    (``benchmarks/RESULTS.md``, sections "Backend thresholds" and
+    "Scaling"): at 5,000 points (those Gaussian clouds, blur 0.05,
+    scaling 0.8) dense 11 s, multiscale 14 s, online 35 s; at 10,000
+    points in the unit cube (blur 0.01, scaling 0.5) dense 37 s and
+    3.6 GB, online 98 s, multiscale 8 s and 0.23 GB; 1e5 points in
+    11 minutes, where the online backend would take hours.
 
     Points that are not finite (only a deformation can produce them, e.g.
     an optimiser's trial step that overflowed) give a NaN value, not an
@@ -181,9 +187,10 @@ class SinkhornLoss(Loss):
         ``"multiscale"`` GeomLoss's ``"multiscale"`` backend (KeOps on
         clusters, D <= 3; see above). ``"auto"`` follows the ``"sinkhorn"``
         rules of :data:`skshapes.reductions.THRESHOLDS` (point pairs
-        N x M; on the CPU: multiscale from 4e6 pairs in 1D-3D, online
-        KeOps from 2.5e7 pairs otherwise, dense torch below), the
-        multiscale backend only for ``p=2`` (as GeomLoss's own ``"auto"``).
+        N x M; on the CPU: dense torch below 2.5e7 pairs, i.e. 5,000 x
+        5,000 points, where its matrices stay under 1 GB; above,
+        multiscale in 1D-3D, online KeOps otherwise), the multiscale
+        backend only for ``p=2`` (as GeomLoss's own ``"auto"``).
 
     Shapes
     ------
@@ -269,6 +276,13 @@ class SinkhornLoss(Loss):
         blur, scaling = float(self.blur), float(self.scaling)
         reach = None if self.reach is None else float(self.reach)
         diameter = _schedule_diameter(x, y, blur, scaling)
+        if backend == "multiscale":
+            # GeomLoss derives the cluster scale and the coarse-to-fine jump of its multiscale
+            # loop from the diameter: the rounded one (up to 1/scaling larger) keeps more
+            # pairs of clusters at the fine scale, 2.8 times slower at 3e4 points with
+            # scaling 0.5. That loop moves in steps with its clusters anyway: give it the
+            # bounding box's own diagonal (at least blur), as GeomLoss's default does.
+            diameter = max(_bounding_diameter(x, y), blur)
         grad_enabled = torch.is_grad_enabled()
         if backend == "torch":
             value = self._sinkhorn_dense(a, x, b, y, blur, reach, scaling, diameter)
@@ -354,6 +368,14 @@ class _ScaleGradient(torch.autograd.Function):
         return grad * ctx.factor, None
 
 
+def _bounding_diameter(x, y) -> float:
+    """Diagonal of the bounding box of both point clouds (GeomLoss's default diameter)."""
+    with torch.no_grad():
+        low = torch.minimum(x.min(dim=0).values, y.min(dim=0).values)
+        high = torch.maximum(x.max(dim=0).values, y.max(dim=0).values)
+        return float((high - low).norm())
+
+
 def _schedule_diameter(x, y, blur: float, scaling: float) -> float:
     """First blur of the eps-scaling schedule: the pair's diameter, rounded up to ``blur / scaling**k``.
 
@@ -374,10 +396,7 @@ def _schedule_diameter(x, y, blur: float, scaling: float) -> float:
     - when every point coincides the diameter is 0 and GeomLoss's schedule,
       ``np.arange(log 0, ...)``, raises: here the schedule starts at ``blur``.
     """
-    with torch.no_grad():
-        low = torch.minimum(x.min(dim=0).values, y.min(dim=0).values)
-        high = torch.maximum(x.max(dim=0).values, y.max(dim=0).values)
-        diameter = float((high - low).norm())
+    diameter = _bounding_diameter(x, y)
     if diameter <= blur:
         return blur
     # GeomLoss runs ceil(log(diameter / blur) / log(1 / scaling)) intermediate

@@ -1,51 +1,70 @@
 """Backend choice for the reductions over point pairs: dense torch, KeOps or a KD-tree, per operation.
 
 Every reduction of this package takes ``backend="auto" | "torch" | "keops"``
-(and ``"kdtree"`` for k-nearest neighbours in 1D-3D on the CPU).
-``"auto"`` is resolved by :func:`choose_backend` from the table
-:data:`THRESHOLDS`: for a device type and an operation, an ordered list of
-:class:`Rule` s, the first one that applies wins. A rule applies when its
-backend works here (KeOps imports and compiles; a KD-tree needs CPU tensors
-in at most 3 dimensions) and the problem is large enough: at least
+(:func:`~skshapes.reductions.knn` also ``"kdtree"``, ``SinkhornLoss`` also
+``"multiscale"``). ``"auto"`` is resolved by :func:`choose_backend` from the
+table :data:`THRESHOLDS`: for a device type and an operation, an ordered
+list of :class:`Rule` s, the first that applies wins. A rule applies when
+its backend works here (KeOps imports and compiles; the KD-tree needs CPU
+tensors in at most 3 dimensions; GeomLoss's multiscale Sinkhorn needs KeOps
+and at most 3 dimensions) and the problem is large enough: at least
 ``min_pairs`` point pairs N x M and at least ``min_queries`` query points N.
 
-CPU thresholds, measured by ``benchmarks/bench_backends.py`` on the 2-core
-machine of ``benchmarks/RESULTS.md`` (AMD EPYC, one torch/OpenMP thread,
-float32, 3D, value + gradient, KeOps formulas compiled beforehand;
-2026-11-22, load average 4-5 from other jobs, see the section "Backend
-thresholds" there for the full tables):
+CPU thresholds, measured with ``benchmarks/bench_backends.py`` (section
+"Backend thresholds" of ``benchmarks/RESULTS.md``: AMD EPYC, 2 cores shared
+with other jobs, one torch/OpenMP thread, float32, 3D, value + gradient,
+KeOps formulas compiled beforehand, median of 3 interleaved rounds;
+2026-11-22, load average 0.9-2.0). Crossovers move by up to 2x with the load
+of the machine (e.g. the first-order kernel's: N = 270 at load 3.6, 640 at
+load 1.8), so the thresholds are round numbers near them:
 
-- ``"kernel"`` (Gaussian kernel product, also LDDMM's Hamiltonian): KeOps
-  from 1.0e6 pairs (N = M = 1,000). Measured: N = 300, dense 2.2 ms,
-  KeOps 6.8 ms; N = 1,000, 33 ms and 23 ms; N = 3,000, 334 ms and 113 ms;
-  N = 10,000, 3.8 s and 1.3 s. The dense matrix is 4 MB at the threshold.
-- ``"knn"`` (k = 16): the KD-tree (``scipy.spatial.cKDTree``) from 100
-  query points, whatever the number of pairs; below, KeOps from 1.0e5 pairs,
-  else dense torch. Measured, N = M: N = 300, dense 2.9 ms, KeOps 1.9 ms,
-  KD-tree 0.98 ms; N = 1,000, 70, 12 and 3.3 ms; N = 10,000, 5.8 s, 0.46 s
-  and 0.10 s; N = 100,000, KeOps 39 s, KD-tree 1.4 s. With few queries
-  against many points the tree's construction (O(M log M)) dominates:
-  against M = 100,000 points, KeOps takes 0.6 / 1.9 / 5.1 ms for N = 1 / 10 /
-  30 queries and the tree 78 / 78 / 79 ms; they meet between 100 and 300
-  queries (36 ms against 82 ms at N = 100, 102 ms against 82 ms at N = 300)...
-  hence ``min_queries``: below 100 queries the tree is never worth it.
-- ``"sinkhorn"`` (``SinkhornLoss`` value + gradient, blur 0.05, scaling
-  0.8): GeomLoss's online KeOps backend from 2.5e7 pairs (N = M = 5,000).
-  Measured: N = 1,000, dense 0.64 s, online 1.4 s; N = 2,000, 4.6 s and 6.7
-  s; N = 5,000, 36 s and 38 s. Below, the dense loop also holds four N x M
-  cost matrices (400 MB at the threshold).
-- ``"varifold"`` (``VarifoldLoss`` value + gradient on two spheres of N
-  triangles): KeOps from 1.0e6 cell pairs. Measured: N = 320, dense 4.3 ms,
-  KeOps 11 ms; N = 1,280, 67 ms and 48 ms; N = 5,120, 1.5 s and 0.6 s.
+- ``"kernel"``, the default (the way LDDMM uses kernel products: the
+  gradient of the Hamiltonian with ``create_graph=True``, then a backward
+  pass through it): KeOps from 4e6 pairs (N = M = 2,000). Measured, dense /
+  KeOps: N = 1,000: 105 / 205 ms; 2,000: 0.77 / 0.88 s; 3,000: 1.70 / 1.67 s;
+  5,000: 5.2 / 4.7 s (KeOps's second derivatives compile extra formulas
+  and make extra passes). The crossover is N = 2,000-3,000: KeOps from 8e6
+  pairs. (The other reductions name their own operation: the varifold and
+  currents pairings ``"varifold"``, ``batched_knn`` ``"knn"``, the
+  quasi-geodesic filters ``"kernel-first-order"``.)
+- ``"kernel-first-order"`` (``kernel_product`` then one backward pass):
+  KeOps from 5e5 pairs. Measured: N = 300: 1.6 / 2.8 ms; 1,000: 32 / 24 ms;
+  3,000: 0.55 / 0.21 s; 10,000: 6.6 / 2.4 s; crossover N = 640 (4e5 pairs).
+- ``"knn"`` (k = 16): the KD-tree (``scipy.spatial.cKDTree``) from 120
+  query points in 1D-3D on the CPU, whatever the number of pairs; else
+  KeOps from 1e5 pairs, else dense torch. Measured, N = M, dense / KeOps /
+  KD-tree: N = 100: 0.51 / 0.66 / 0.52 ms; 300: 1.7 / 1.3 / 1.1 ms; 1,000:
+  17 / 5.2 / 3.6 ms; 10,000: 2.3 s / 175 ms / 36 ms; 100,000: - / 16 s /
+  0.47 s. Against M = 100,000 points the tree's construction
+  (O(M log M)) dominates for few queries: KeOps 1.0 / 5.0 / 17 / 43 ms for
+  N = 1 / 30 / 100 / 300 queries, the KD-tree 22 / 22 / 22 / 25 ms;
+  crossovers at N = 104 (N = M) and 145 (M = 100,000), hence
+  ``min_queries=120``.
+- ``"sinkhorn"`` (``SinkhornLoss`` value + gradient, two Gaussian clouds,
+  blur 0.05, scaling 0.8): dense torch below 2.5e7 pairs (N = M = 5,000),
+  then GeomLoss's multiscale backend in 1D-3D (``SinkhornLoss`` uses it
+  for ``p=2`` only) and its online KeOps backend otherwise. Measured, dense
+  / online / multiscale: N = 1,000: 0.14 / 1.5 / 0.60 s; 2,000: 0.84 /
+  5.5 / 2.4 s; 5,000: 11 / 35 / 14 s; 10,000: multiscale 55 s, while the
+  dense path holds 3.6 GB there (``benchmarks/bench_scaling.py``; 0.9 GB at
+  5,000). The speed crossover dense -> multiscale is between 5,000 and
+  10,000 points on these clouds and near 2,000 on uniform clouds at blur
+  0.01 (Scaling section): the threshold caps the dense path's memory.
+- ``"varifold"`` (``VarifoldLoss`` value + gradient, two spheres of N
+  triangles): KeOps from 1e5 cell pairs. Measured: N = 96: 1.6 / 2.2 ms;
+  286: 7.8 / 6.6 ms; 966: 82 / 49 ms; 3,040: 1.59 / 0.45 s; crossover near
+  N = 200 (4e4-6e4 pairs in two runs).
 
-CUDA thresholds are *not* measured (no GPU on the benchmark machine): they
-come from ``../shared/PEERS.md`` (KeOps's own benchmarks on an RTX 2080 Ti:
-a Gaussian kernel product at 10k x 10k points takes 0.7 ms with KeOps,
-about what a dense GPU product takes, and dense torch runs out of memory
-from 100k points): KeOps from 1e8 pairs (10k x 10k), dense torch below.
+CUDA thresholds are *not* measured (no GPU on the benchmark machine): KeOps
+from 1e8 pairs (10k x 10k points), after ``../shared/PEERS.md`` (KeOps's
+own benchmarks on an RTX 2080 Ti: a Gaussian kernel product takes 0.7 ms
+at 10k x 10k points, about what a dense GPU product takes, and dense torch
+runs out of memory from 100k points); for the Sinkhorn loss, GeomLoss's own
+``"auto"`` (dense up to 5,000^2 pairs, multiscale above 10,000^2 in 1D-3D,
+online between). No KD-tree on CUDA.
 
-:data:`KEOPS_MIN_PAIRS` is the CPU kernel threshold, kept for the callers
-that do not name an operation (``choose_backend(backend, n, m)``).
+:data:`KEOPS_MIN_PAIRS` is the CPU ``"kernel"`` threshold, kept for the
+callers that name no operation (``choose_backend(backend, n, m)``).
 """
 
 from __future__ import annotations
@@ -58,7 +77,7 @@ import torch
 
 
 class Rule(NamedTuple):
-    """One line of :data:`THRESHOLDS`: ``backend`` for problems of at least ``min_pairs`` pairs and ``min_queries`` rows."""
+    """A line of :data:`THRESHOLDS`: ``backend`` from ``min_pairs`` pairs N x M and ``min_queries`` query points N."""
 
     backend: str
     min_pairs: int = 0
@@ -79,15 +98,15 @@ OPERATION_BACKENDS = {
 #: measurements behind each number.
 THRESHOLDS = {
     "cpu": {
-        "kernel": (Rule("keops", min_pairs=4_000_000), Rule("torch")),
+        "kernel": (Rule("keops", min_pairs=8_000_000), Rule("torch")),
         "kernel-first-order": (Rule("keops", min_pairs=500_000), Rule("torch")),
         "knn": (Rule("kdtree", min_queries=120), Rule("keops", min_pairs=100_000), Rule("torch")),
         "sinkhorn": (
-            Rule("multiscale", min_pairs=4_000_000),
+            Rule("multiscale", min_pairs=25_000_000),
             Rule("keops", min_pairs=25_000_000),
             Rule("torch"),
         ),
-        "varifold": (Rule("keops", min_pairs=250_000), Rule("torch")),
+        "varifold": (Rule("keops", min_pairs=100_000), Rule("torch")),
     },
     # Not measured: from KeOps's GPU benchmarks quoted in ../shared/PEERS.md (see the module docstring).
     "cuda": {
@@ -197,9 +216,10 @@ def choose_backend(backend: str, n: int, m: int, operation: str = "kernel", *, d
 def auto_backend(operation: str, n: int, m: int, device_type: str = "cpu", dim=None, exclude=()) -> str:
     """The first rule of ``THRESHOLDS[device_type][operation]`` that applies, skipping the backends in ``exclude``.
 
-    Used by :func:`choose_backend` for ``"auto"`` (no exclusion), and by
+    Used by :func:`choose_backend` for ``"auto"`` (no exclusion), by
     :func:`skshapes.reductions.knn` to fall back from the KD-tree (points
-    that are not finite). CUDA has its own table; any other device type
+    that are not finite) and by ``SinkhornLoss`` to skip the multiscale
+    backend for ``p=1``. CUDA has its own table; any other device type
     uses the CPU table. ``"torch"`` when no rule applies.
     """
     for rule in THRESHOLDS["cuda" if device_type == "cuda" else "cpu"][operation]:
@@ -217,7 +237,8 @@ def _runs_here(backend: str, device_type: str, dim) -> bool:
     if backend == "kdtree":
         return device_type == "cpu" and (dim is None or 1 <= int(dim) <= MAX_SPATIAL_DIM)
     if backend == "multiscale":
-        return device_type in ("cpu", "cuda") and (dim is None or 1 <= int(dim) <= MAX_SPATIAL_DIM) and keops_available()
+        low_dimensional = dim is None or 1 <= int(dim) <= MAX_SPATIAL_DIM
+        return device_type in ("cpu", "cuda") and low_dimensional and keops_available()
     if backend == "keops":
         return device_type in ("cpu", "cuda") and keops_available()
     return True

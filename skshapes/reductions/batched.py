@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .backend import choose_backend
+from .backend import auto_backend, choose_backend
 
 #: Pairs per block on the dense paths, so that one block holds at most ~16M distances at once.
 DENSE_BLOCK_PAIRS = 16_000_000
@@ -140,8 +140,8 @@ def batched_knn(points, k: int, batch=None, backend: str = "auto"):
         Cloud of every point, already validated by :func:`check_batch`;
         ``None`` for a single cloud.
     backend : {"auto", "keops", "torch"}
-        Resolved by :func:`skshapes.reductions.choose_backend` for a problem
-        of ``sum_b N_b^2`` pairs. ``"keops"`` runs one ``argKmin`` over all the
+        ``"auto"``: the ``"knn"`` rules of :data:`skshapes.reductions.THRESHOLDS`
+        but the KD-tree's, for a problem of ``sum_b N_b^2`` pairs. ``"keops"`` runs one ``argKmin`` over all the
         clouds with block-diagonal ``ranges``; ``"torch"`` computes the
         distances cloud by cloud, in row blocks of at most
         :data:`DENSE_BLOCK_PAIRS` pairs, and ``topk``.
@@ -171,7 +171,12 @@ def batched_knn(points, k: int, batch=None, backend: str = "auto"):
     if n == 0:
         return torch.zeros(0, k, dtype=torch.long, device=points.device), valid
     points = points.detach()
-    if choose_backend(backend, pairs_within(batch, n), 1) == "keops":
+    pairs = pairs_within(batch, n)
+    if backend == "auto":  # the KNN rules of THRESHOLDS; no KD-tree here (one tree per cloud: not written yet)
+        chosen = auto_backend("knn", pairs, 1, points.device.type, points.shape[1], exclude=("kdtree",))
+    else:
+        chosen = choose_backend(backend, pairs, 1)  # "keops" or "torch", anything else raises
+    if chosen == "keops":
         from pykeops.torch import LazyTensor
 
         # argKmin needs k <= N; entries past a small cloud's size are filled by KeOps, and masked by ``valid``.

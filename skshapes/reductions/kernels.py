@@ -68,7 +68,8 @@ def kernel_product(x, y, b, sigma, kernel: str = "gaussian", backend: str = "aut
         raise ValueError(f"b must be ({y.shape[0]}, E) or ({y.shape[0]},), got {tuple(b.shape)}")
     if b.device != x.device or b.dtype != x.dtype:
         raise ValueError("b must share the device and dtype of the points")
-    product = _keops_product if choose_backend(backend, x.shape[0], y.shape[0]) == "keops" else _torch_product
+    chosen = choose_backend(backend, x.shape[0], y.shape[0], "kernel", device=x.device)
+    product = _keops_product if chosen == "keops" else _torch_product
     # Rescaling the points (rather than baking sigma into the formula) keeps a
     # single compiled KeOps formula for every kernel width.
     result = sum(product(x / s, y / s, b, kernel) for s in scales(sigma))

@@ -50,7 +50,8 @@ def gaussian_pairing(x, a, y=None, b=None, backend: str = "auto") -> torch.Tenso
         Signal carried by the second set (same trailing shape as ``a``).
     backend : {"auto", "keops", "torch"}
         Resolved by :func:`skshapes.reductions.choose_backend` for the N x M
-        problem. ``"torch"`` builds the dense N x M kernel matrix and is
+        problem, operation ``"varifold"`` (thresholds measured on this fused
+        formula). ``"torch"`` builds the dense N x M kernel matrix and is
         differentiable to any order. ``"keops"`` never builds it and is
         differentiable once (w.r.t. all four inputs): a backward pass with
         ``create_graph=True`` raises a ``RuntimeError``, rather than give
@@ -79,7 +80,7 @@ def gaussian_pairing(x, a, y=None, b=None, backend: str = "auto") -> torch.Tenso
     a, b = _check_signal(a, x, "a"), _check_signal(b, y, "b")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"a and b must have the same number of channels, got {a.shape[1]} and {b.shape[1]}")
-    if choose_backend(backend, x.shape[0], y.shape[0]) == "torch":
+    if choose_backend(backend, x.shape[0], y.shape[0], "varifold", device=x.device) == "torch":
         return (a * (kernel_matrix(x, y, "gaussian") @ b)).sum()
     if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, a, y, b))):
         # Value only: the plain kernel product (the formula of kernel_product) is

@@ -256,7 +256,7 @@ def quasi_geodesic_gradient(points, normals, potential, batch=None, backend: str
     n = points.shape[0]
     if potential.shape[0] != n:
         raise ValueError(f"potential must be ({n},) or ({n}, 1), got {tuple(potential.shape)}")
-    if choose_backend(backend, pairs_within(batch, n), 1) == "keops":
+    if choose_backend(backend, pairs_within(batch, n), 1, "kernel-first-order", device=points.device) == "keops":
         return _KeOpsGradient.apply(points, normals, potential, block_diagonal_ranges(batch, n, points.device))
 
     def block(rows, cloud):
@@ -352,7 +352,7 @@ def quasi_geodesic_filter(
             f"output_weights and output_bias must be ({channels}, {hidden}) and ({channels},), "
             f"got {tuple(output_weights.shape)} and {tuple(output_bias.shape)}"
         )
-    if choose_backend(backend, pairs_within(batch, n), 1) == "keops":
+    if choose_backend(backend, pairs_within(batch, n), 1, "kernel-first-order", device=points.device) == "keops":
         return _KeOpsFilter.apply(
             points,
             normals,
