@@ -20,13 +20,13 @@ load 1.8), so the thresholds are round numbers near them:
 
 - ``"kernel"``, the default (the way LDDMM uses kernel products: the
   gradient of the Hamiltonian with ``create_graph=True``, then a backward
-  pass through it): KeOps from 4e6 pairs (N = M = 2,000). Measured, dense /
+  pass through it): KeOps from 8e6 pairs (N = M = 2,830). Measured, dense /
   KeOps: N = 1,000: 105 / 205 ms; 2,000: 0.77 / 0.88 s; 3,000: 1.70 / 1.67 s;
   5,000: 5.2 / 4.7 s (KeOps's second derivatives compile extra formulas
-  and make extra passes). The crossover is N = 2,000-3,000: KeOps from 8e6
-  pairs. (The other reductions name their own operation: the varifold and
-  currents pairings ``"varifold"``, ``batched_knn`` ``"knn"``, the
-  quasi-geodesic filters ``"kernel-first-order"``.)
+  and make extra passes); the crossover is N = 2,000-3,000. (The other
+  reductions name their own operation: the varifold and currents pairings
+  ``"varifold"``, ``batched_knn`` ``"knn"``, the quasi-geodesic filters
+  ``"kernel-first-order"``.)
 - ``"kernel-first-order"`` (``kernel_product`` then one backward pass):
   KeOps from 5e5 pairs. Measured: N = 300: 1.6 / 2.8 ms; 1,000: 32 / 24 ms;
   3,000: 0.55 / 0.21 s; 10,000: 6.6 / 2.4 s; crossover N = 640 (4e5 pairs).
