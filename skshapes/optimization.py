@@ -35,6 +35,43 @@ def make_optimizer(parameters, optimizer="lbfgs", learning_rate=None):
     )
 
 
+def carry_curvature(optimizer, previous):
+    """Start L-BFGS ``optimizer`` with the curvature memory of ``previous``, for the same parameter on a new objective.
+
+    Coarse-to-fine registration re-optimises the same parameter (momenta on
+    fixed control points, a linear map) on a finer sampling of the same
+    shapes: the curvature pairs (s, y) learned on the coarse level are a good
+    approximation of the fine level's inverse Hessian, and without them the
+    first fine iterations are spent on a steepest-descent step and its line
+    search, each at full cost (on the 7k-vertex face, warm-started levels
+    reach a lower final loss in fewer seconds: ``benchmarks/RESULTS.md``).
+    The last search direction is zeroed so that torch's L-BFGS does not
+    build a curvature pair from two gradients of different objectives; its
+    first step then runs the two-loop recursion on the carried memory with
+    a unit step. Nothing is carried (and ``optimizer`` is left as it is)
+    unless both are L-BFGS over parameters of the same shapes and
+    ``previous`` has a curvature memory.
+
+    Parameters
+    ----------
+    optimizer, previous : torch.optim.Optimizer
+        From :func:`make_optimizer`; ``previous`` has run on the coarser level.
+    """
+    if not (isinstance(optimizer, torch.optim.LBFGS) and isinstance(previous, torch.optim.LBFGS)):
+        return
+    old = previous.state[previous._params[0]]
+    new_param = optimizer._params[0]
+    shapes_match = [p.shape for p in optimizer._params] == [p.shape for p in previous._params]
+    if not (shapes_match and old.get("old_dirs")):
+        return
+    state = optimizer.state[new_param]
+    for key in ("old_dirs", "old_stps", "ro", "H_diag", "prev_flat_grad", "n_iter", "func_evals"):
+        state[key] = old[key]
+    state["d"] = torch.zeros_like(old["d"])
+    state["t"] = optimizer.param_groups[0]["lr"]
+    state["prev_loss"] = old["prev_loss"]
+
+
 def minimize(parameters, objective, optimizer, n_iter, tol, *, verbose=False, desc="", callback=None, history=None):
     """Minimise ``objective()`` over ``parameters`` in place.
 

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .optimization import OPTIMIZERS, make_optimizer, minimize
+from .optimization import OPTIMIZERS, carry_curvature, make_optimizer, minimize
 from .reductions import resolve_device
 from .shapes import check_same_space, decimate
 from .shapes.validation import check_points
@@ -70,9 +70,13 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         linear models; LDDMM momenta on fixed control points carry over
         unchanged, and with ``control_points=None`` they are split onto the
         finer vertices). The loss and its widths (``blur``, ``sigma``) are
-        the same at every level. On the 7k-vertex face template, the coarse
-        levels cost a fraction of one full-resolution iteration and leave
-        few iterations to the last level (see ``benchmarks/``).
+        the same at every level. When the parameter keeps its shape from one
+        level to the next (control points fixed on the full-resolution
+        source, linear models), L-BFGS also keeps its curvature memory
+        (:func:`skshapes.optimization.carry_curvature`). On the 7k-vertex face
+        template, the coarse levels cost a fraction of one full-resolution
+        iteration, so a few full-resolution iterations finish the fit (see
+        ``benchmarks/RESULTS.md``).
     device : {"auto", "cpu", "cuda", ...}, default="auto"
         Where to compute: ``"auto"`` uses CUDA when available. Results come
         back on the device of the shapes passed in.
@@ -176,7 +180,7 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         n_iters = self._n_iters(len(levels))
         # Choices made on the full-resolution source (e.g. LDDMM control points given as a number) hold at every level.
         level_model = model.frozen_for(self.source_)
-        self.levels_, parameter, previous = [], None, None
+        self.levels_, parameter, previous, optimizer = [], None, None, None
         for index, (level_source, level_target) in enumerate(levels):
             start = time.perf_counter()
             if previous is None:
@@ -184,8 +188,8 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             else:
                 parameter = level_model.transfer_parameter(parameter, previous, level_source)
             desc = "registration" if len(levels) == 1 else f"registration, level {index + 1}/{len(levels)}"
-            parameter, history, n_done = self._optimize(
-                level_model, loss, level_source, level_target, parameter, n_iters[index], desc
+            parameter, history, n_done, optimizer = self._optimize(
+                level_model, loss, level_source, level_target, parameter, n_iters[index], desc, optimizer
             )
             self.levels_.append({
                 "n_source_points": level_source.n_points, "n_target_points": level_target.n_points,
@@ -203,15 +207,20 @@ class Registration(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         self.morphed_shape_ = morphed.copy().to(source.device)
         return self
 
-    def _optimize(self, model, loss, source, target, parameter, n_iter, desc):
-        """Minimise the objective from ``parameter``; returns the detached optimum, the history, the iterations."""
+    def _optimize(self, model, loss, source, target, parameter, n_iter, desc, previous_optimizer=None):
+        """Minimise the objective from ``parameter``; returns the detached optimum, the history, the iterations, the optimizer.
+
+        ``previous_optimizer`` (the coarser level's) lends L-BFGS its curvature memory when the parameter keeps its shape.
+        """
         parameter = parameter.detach().clone().requires_grad_(True)
         optimizer = make_optimizer([parameter], self.optimizer, self.learning_rate)
+        if previous_optimizer is not None:
+            carry_curvature(optimizer, previous_optimizer)
         history, n_done = minimize(
             [parameter], lambda: objective(model, loss, self.regularization_weight, source, target, parameter),
             optimizer, n_iter, self.tol, verbose=self.verbose, desc=desc,
         )
-        return parameter.detach(), history, n_done
+        return parameter.detach(), history, n_done, optimizer
 
     def _set_fitted(self, source, target, parameter, device):
         """Set the learned attributes for a parameter fitted elsewhere (an atlas), without optimising."""
