@@ -12,7 +12,9 @@ unit apart, N points each, float32, uniform weights. Settings: p = 2 (cost
 - ``skshapes``: ``SinkhornLoss(blur=0.05, scaling=0.8)`` with ``backend="auto"``
   (the backend it resolves to is printed), value + gradient w.r.t. x.
 - ``GeomLoss``: ``SamplesLoss("sinkhorn", p=2, blur=0.05, scaling=0.8)`` called
-  directly, ``"tensorized"`` and ``"online"`` backends, value + gradient.
+  directly, ``"tensorized"``, ``"online"`` and ``"multiscale"`` backends (the
+  last with GeomLoss's default clustering), value + gradient. "Same backend"
+  compares ours with the GeomLoss backend ours resolved to.
 - ``POT``: ``ot.bregman.empirical_sinkhorn_divergence``. Its cost is |x - y|^2
   (not halved), so reg = 2 eps = 2 * 0.05^2 solves the same problem and its value
   is divided by 2 here. At that reg its default solver underflows and returns 0
@@ -168,11 +170,13 @@ def main():
     rows = []
     for n in args.sizes:
         x, y = clouds(n)
-        ours_backend = {"torch": "tensorized", "keops": "online"}[choose_backend("auto", n, n)]
+        resolved = choose_backend("auto", n, n, "sinkhorn", device=x.device, dim=x.shape[1])
+        ours_backend = {"torch": "tensorized", "keops": "online", "multiscale": "multiscale"}[resolved]
         functions = {
             "skshapes": skshapes_runner(BLUR),
             "geomloss tensorized": geomloss_runner("tensorized"),
             "geomloss online": geomloss_runner("online"),
+            "geomloss multiscale": geomloss_runner("multiscale"),
             f"skshapes blur={POT_BLUR}": skshapes_runner(POT_BLUR),
         }
         results = timed_interleaved(functions, x, y, args.repeats)
@@ -203,18 +207,21 @@ def main():
     print(f"\nload average at end {os.getloadavg()}\n")
     print(f"Same problem, blur = {BLUR} (eps = {BLUR**2:g}); times in seconds (value + gradient; POT value only):\n")
     print(
-        "| N | skshapes (backend) | GeomLoss tensorized | GeomLoss online | POT log-domain, reg = 2·0.05² "
-        "| ours / GeomLoss same backend | ours / best GeomLoss | ours / POT | values: skshapes, GeomLoss t/o, POT |"
+        "| N | skshapes (backend) | GeomLoss tensorized | GeomLoss online | GeomLoss multiscale "
+        "| POT log-domain, reg = 2·0.05² | ours / GeomLoss same backend | ours / best GeomLoss | ours / POT "
+        "| values: skshapes, GeomLoss t/o/m, POT |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        ours, gt, go, pot = r["skshapes"], r["geomloss tensorized"], r["geomloss online"], r["pot log"]
-        same = gt if r["backend"] == "tensorized" else go
-        best = min(gt[0], go[0])
+        ours, pot = r["skshapes"], r["pot log"]
+        geomloss = {name: r[f"geomloss {name}"] for name in ("tensorized", "online", "multiscale")}
+        same, best = geomloss[r["backend"]], min(entry[0] for entry in geomloss.values())
+        times = " | ".join(f"{entry[0]:.2f}" for entry in geomloss.values())
+        values = "/".join(f"{entry[1]:.5f}" for entry in geomloss.values())
         print(
-            f"| {r['N']} | {ours[0]:.2f} ({r['backend']}) | {gt[0]:.2f} | {go[0]:.2f} | {fmt_time(pot)} "
+            f"| {r['N']} | {ours[0]:.2f} ({r['backend']}) | {times} | {fmt_time(pot)} "
             f"| {ours[0] / same[0]:.2f} | {ours[0] / best:.2f} | {ratio(ours, pot)} "
-            f"| {ours[1]:.5f}, {gt[1]:.5f}/{go[1]:.5f}, {fmt_value(pot)} |"
+            f"| {ours[1]:.5f}, {values}, {fmt_value(pot)} |"
         )
     print(
         f"\nA configuration POT's users run: blur = {POT_BLUR} "

@@ -10,8 +10,8 @@ import weakref
 import torch
 
 from ..reductions import kernel_product, knn, scales
-from ..reductions.backend import BACKENDS
-from ..reductions.kernels import KERNELS
+from ..reductions.backend import BACKENDS, choose_backend
+from ..reductions.kernels import KERNELS, hamiltonian_equations_dense
 from ..shapes import PolyData, decimate, farthest_point_sampling
 from .base import DeformationModel, MorphingResult, check_points_like
 
@@ -459,6 +459,10 @@ class LDDMM(DeformationModel):
 
     def _hamiltonian_equations(self, q: torch.Tensor, momentum: torch.Tensor):
         """``(dq/dt, dmomentum/dt, weights)`` in canonical coordinates, with a graph only when needed."""
+        if self.normalization is None and choose_backend(self.backend, q.shape[0], q.shape[0], "kernel", device=q.device) == "torch":
+            # Closed form on the dense path: no autograd.grad(create_graph=True), no double backward.
+            velocity, force = hamiltonian_equations_dense(q, momentum, self.sigma, self.kernel)
+            return velocity, force, momentum
         create_graph = torch.is_grad_enabled() and (q.requires_grad or momentum.requires_grad)
         # Under torch.inference_mode, autograd only runs on normal (cloned) tensors.
         inference = torch.is_inference_mode_enabled()
