@@ -16,26 +16,12 @@ morphed points of the last fit, the timings and skshapes 0.3's own ``fidelity_``
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
 import numpy as np
 import torch
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (KeOps runs the C++ compiler as a child)."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
-
-
-def polydata(sks, points, cells):
-    points = torch.as_tensor(points, dtype=torch.float32)
-    cells = torch.as_tensor(cells, dtype=torch.int64)
-    if cells.shape[1] == 2:
-        return sks.PolyData(points, edges=cells)
-    return sks.PolyData(points, triangles=cells)
+from _machine import polydata, time_fits
 
 
 def main():
@@ -59,22 +45,13 @@ def main():
             regularization_weight=settings["regularization"],
             gpu=False,
         )
-        begin, begin_cpu = time.perf_counter(), cpu_seconds()
         registration.fit(source=source, target=target)
-        return time.perf_counter() - begin, cpu_seconds() - begin_cpu, registration
+        return registration
 
-    seconds, cpu = [], []
-    for _ in range(1 + repeats):
-        elapsed, elapsed_cpu, registration = fit()
-        seconds.append(elapsed)
-        cpu.append(elapsed_cpu)
+    timings, registration = time_fits(fit, repeats)
     result = {
         "import_s": import_seconds,
-        "first_s": seconds[0],
-        "warm_s": float(np.median(seconds[1:])) if repeats else None,
-        "first_cpu_s": cpu[0],
-        "warm_cpu_s": float(np.median(cpu[1:])) if repeats else None,
-        "all_s": seconds,
+        **timings,
         "fidelity": float(registration.fidelity_),
         "regularization": float(registration.regularization_),
         "torch_threads": torch.get_num_threads(),

@@ -80,7 +80,6 @@ import json
 import math
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,7 +88,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _machine import cpu_model
+from _machine import cpu_model, polydata, time_fits
 
 HERE = Path(__file__).resolve().parent
 PEER_VENV = HERE / ".venv-skshapes03"
@@ -220,34 +219,23 @@ def ours_worker(problem_path: str, out_path: str, repeats: int) -> None:
     problem = np.load(problem_path)
     settings = json.loads(str(problem["settings"]))
     ours = OURS[settings["kind"]]
-    source = _polydata(sks, problem["source_points"], problem["source_cells"])
-    target = _polydata(sks, problem["target_points"], problem["target_cells"])
+    source = polydata(sks, problem["source_points"], problem["source_cells"])
+    target = polydata(sks, problem["target_points"], problem["target_cells"])
 
     def fit():
-        registration = sks.Registration(
+        return sks.Registration(
             sks.LDDMM(sigma=settings["sigma"], n_steps=settings["n_steps"], integrator=ours["integrator"]),
             sks.SinkhornLoss(blur=settings["blur"], scaling=settings["scaling"]),
             regularization_weight=settings["regularization"],
             n_iter=ours["n_iter"],
             tol=ours["tol"],
             device="cpu",
-        )
-        begin, begin_cpu = time.perf_counter(), cpu_seconds()
-        registration.fit(source, target)
-        return time.perf_counter() - begin, cpu_seconds() - begin_cpu, registration
+        ).fit(source, target)
 
-    seconds, cpu = [], []
-    for _ in range(1 + repeats):
-        elapsed, elapsed_cpu, registration = fit()
-        seconds.append(elapsed)
-        cpu.append(elapsed_cpu)
+    timings, registration = time_fits(fit, repeats)
     result = {
         "import_s": import_seconds,
-        "first_s": seconds[0],
-        "warm_s": statistics.median(seconds[1:]) if repeats else None,
-        "first_cpu_s": cpu[0],
-        "warm_cpu_s": statistics.median(cpu[1:]) if repeats else None,
-        "all_s": seconds,
+        **timings,
         "fidelity": registration.data_loss_,
         "regularization": registration.regularization_,
         "n_iter": registration.n_iter_,
@@ -257,18 +245,6 @@ def ours_worker(problem_path: str, out_path: str, repeats: int) -> None:
     print(json.dumps(result), flush=True)
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (KeOps runs the C++ compiler as a child)."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
-
-
-def _polydata(sks, points, cells):
-    points, cells = torch.as_tensor(points), torch.as_tensor(cells, dtype=torch.int64)
-    return sks.PolyData(points, edges=cells) if cells.shape[1] == 2 else sks.PolyData(points, triangles=cells)
-
-
-# ------------------------------------------------------------ processes
 def run_side(command, out_path: Path, cache: Path, cwd: Path, timeout: float):
     """Run one worker; returns its result dict with the morphed points, or a dict with ``error``."""
     env = dict(os.environ, KEOPS_CACHE_FOLDER=str(cache))

@@ -42,7 +42,6 @@ import os
 import statistics
 import time
 
-import numpy as np
 import torch
 from _machine import cpu_model
 
