@@ -201,7 +201,7 @@ def first_rule(operation, name, device="cpu"):
     return next(rule for rule in THRESHOLDS[device][operation] if rule.backend == name)
 
 
-@pytest.mark.parametrize("operation", ["kernel", "kernel-first-order", "sinkhorn", "varifold"])
+@pytest.mark.parametrize("operation", ["kernel", "hamiltonian", "kernel-first-order", "sinkhorn", "varifold"])
 def test_auto_backend_follows_the_pair_thresholds(keops_works, operation):
     # dim=4: no multiscale Sinkhorn (it clusters points in 1 to 3 dimensions), so only the KeOps rule remains
     threshold = first_rule(operation, "keops").min_pairs
@@ -350,3 +350,17 @@ def test_closed_form_hamiltonian_equations_match_autograd(kernel, sigma):
     assert torch.autograd.gradcheck(lambda a, b: hamiltonian_equations_dense(a, b, sigma, kernel), small)
     with pytest.raises(ValueError, match="kernel"):
         hamiltonian_equations_dense(q, p, sigma, "laplace")
+
+
+def test_lddmm_shooting_uses_the_hamiltonian_rule(keops_works, monkeypatch):
+    """LDDMM asks for "hamiltonian": the dense closed form below its threshold, the KeOps autograd path from it."""
+    from skshapes import LDDMM
+    from skshapes.deformations import lddmm
+
+    calls = []
+    monkeypatch.setattr(lddmm, "hamiltonian_equations_dense", lambda *a: calls.append(a) or (a[1], a[1]))
+    threshold = first_rule("hamiltonian", "keops").min_pairs
+    q = torch.zeros(int(threshold**0.5) - 1, 3)
+    LDDMM(sigma=1.0)._hamiltonian_equations(q, q)
+    assert len(calls) == 1  # (C^2 < threshold): closed form
+    assert choose_backend("auto", int(threshold**0.5) + 1, int(threshold**0.5) + 1, "hamiltonian") == "keops"

@@ -459,7 +459,8 @@ class LDDMM(DeformationModel):
 
     def _hamiltonian_equations(self, q: torch.Tensor, momentum: torch.Tensor):
         """``(dq/dt, dmomentum/dt, weights)`` in canonical coordinates, with a graph only when needed."""
-        if self.normalization is None and choose_backend(self.backend, q.shape[0], q.shape[0], "kernel", device=q.device) == "torch":
+        backend = choose_backend(self.backend, q.shape[0], q.shape[0], "hamiltonian", device=q.device)
+        if self.normalization is None and backend == "torch":
             # Closed form on the dense path: no autograd.grad(create_graph=True), no double backward.
             velocity, force = hamiltonian_equations_dense(q, momentum, self.sigma, self.kernel)
             return velocity, force, momentum

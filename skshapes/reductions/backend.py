@@ -25,9 +25,17 @@ load 1.8), so the thresholds are round numbers near them:
   5,000: 5.2 / 4.7 s (KeOps's second derivatives compile extra formulas
   and make extra passes); the crossover is N = 2,000-3,000. Since then
   LDDMM's dense path computes Hamilton's equations in closed form
-  (:func:`~skshapes.reductions.kernels.hamiltonian_equations_dense`, 1.5-2.3x
-  faster than the dense autograd path measured here), so for LDDMM the
-  threshold is now on the KeOps-friendly side of the crossover. (The other
+  (:func:`~skshapes.reductions.kernels.hamiltonian_equations_dense`).
+  Re-measured that way (2026-11-23): dense / KeOps N = 1,000: 97 / 263 ms;
+  2,000: 0.33 / 0.65 s; 3,000: 0.79 / 1.43 s; 5,000: 3.4 / 4.1 s; 10,000:
+  KeOps 16.9 s (a second run: 3,000: 1.38 / 2.29 s; 5,000: 2.84 / 4.41 s);
+  crossover between 5,000 and 10,000. That choice is the operation
+  ``"hamiltonian"``: KeOps from 1.6e7 pairs (N = 4,000), below the speed
+  crossover because the dense path keeps (C, C) matrices at every step for
+  the backward pass: a 5-step shooting + backward peaks at +0.77 GB for
+  2,000 control points and +2.3 GB for 4,000. ``"kernel"`` keeps 8e6 for
+  ``kernel_product``, which LDDMM also uses to move the vertices carried by
+  its control points. (The other
   reductions name their own operation: the varifold and currents pairings
   ``"varifold"``, ``batched_knn`` ``"knn"``, the quasi-geodesic filters
   ``"kernel-first-order"``.)
@@ -91,6 +99,7 @@ class Rule(NamedTuple):
 #: Operations that :func:`choose_backend` knows, and the backends each can run on.
 OPERATION_BACKENDS = {
     "kernel": ("keops", "torch"),
+    "hamiltonian": ("keops", "torch"),
     "kernel-first-order": ("keops", "torch"),
     "knn": ("keops", "torch", "kdtree"),
     "sinkhorn": ("keops", "torch", "multiscale"),
@@ -103,6 +112,7 @@ OPERATION_BACKENDS = {
 THRESHOLDS = {
     "cpu": {
         "kernel": (Rule("keops", min_pairs=8_000_000), Rule("torch")),
+        "hamiltonian": (Rule("keops", min_pairs=16_000_000), Rule("torch")),
         "kernel-first-order": (Rule("keops", min_pairs=500_000), Rule("torch")),
         "knn": (Rule("kdtree", min_queries=120), Rule("keops", min_pairs=100_000), Rule("torch")),
         "sinkhorn": (
@@ -115,6 +125,7 @@ THRESHOLDS = {
     # Not measured: from KeOps's GPU benchmarks quoted in ../shared/PEERS.md (see the module docstring).
     "cuda": {
         "kernel": (Rule("keops", min_pairs=100_000_000), Rule("torch")),
+        "hamiltonian": (Rule("keops", min_pairs=100_000_000), Rule("torch")),
         "kernel-first-order": (Rule("keops", min_pairs=100_000_000), Rule("torch")),
         "knn": (Rule("keops", min_pairs=100_000_000), Rule("torch")),
         # GeomLoss's own "auto": tensorized up to 5000^2 pairs, multiscale above 10000^2 in 1D-3D, online between.
