@@ -62,13 +62,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import time
 
 import numpy as np
 import torch
 
 from _correspondence_mesh import apply_pose, random_poses
+from _machine import cpu_model
 
 from skshapes.dysmorphology import closest_points_on_mesh
 
@@ -92,17 +92,6 @@ def load_average():
         return "load average %.2f %.2f %.2f" % os.getloadavg()
     except OSError:
         return "load average n/a"
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # --------------------------------------------------------------------------- skshapes
@@ -244,7 +233,7 @@ def main():
         meshmonk = None
 
     print(f"# Dense correspondence, template -> {args.n_faces} posed SIMPOP faces ({datetime.date.today()})")
-    print(f"# {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({args.threads} thread), "
+    print(f"# {cpu_model()}, torch {torch.__version__} ({args.threads} thread), "
           f"skshapes {getattr(sks, '__version__', '?')}, {load_average()}")
     if meshmonk is None and not args.no_meshmonk:
         print("# MeshMonk is not installed: running skshapes only. Install it with\n"

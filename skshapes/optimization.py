@@ -65,7 +65,9 @@ def carry_curvature(optimizer, previous):
     if not (shapes_match and old.get("old_dirs")):
         return
     state = optimizer.state[new_param]
-    for key in ("old_dirs", "old_stps", "ro", "H_diag", "prev_flat_grad", "n_iter", "func_evals"):
+    for key in ("old_dirs", "old_stps", "ro"):  # lists that L-BFGS appends to: copies, not the previous level's own
+        state[key] = list(old[key])
+    for key in ("H_diag", "prev_flat_grad", "n_iter", "func_evals"):
         state[key] = old[key]
     state["d"] = torch.zeros_like(old["d"])
     state["t"] = optimizer.param_groups[0]["lr"]
