@@ -56,6 +56,12 @@ def carry_curvature(optimizer, previous):
     ----------
     optimizer, previous : torch.optim.Optimizer
         From :func:`make_optimizer`; ``previous`` has run on the coarser level.
+
+    References
+    ----------
+    Nocedal and Wright, *Numerical Optimization*, 2nd ed., Springer (2006),
+    section 7.2 (L-BFGS: the memory of curvature pairs and the two-loop
+    recursion).
     """
     if not (isinstance(optimizer, torch.optim.LBFGS) and isinstance(previous, torch.optim.LBFGS)):
         return

@@ -125,6 +125,13 @@ def hamiltonian_equations_dense(q, p, sigma, kernel: str = "gaussian"):
     ------
     ValueError
         On an unknown kernel or a bad sigma.
+
+    References
+    ----------
+    Miller, Trouvé, Younes, "Geodesic shooting for computational anatomy",
+    J. Math. Imaging Vis. 24 (2006); Durrleman et al., "Morphometry of
+    anatomical shape complexes with dense deformations and sparse
+    parameters", NeuroImage 101 (2014), for the control-point form.
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
